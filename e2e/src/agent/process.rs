@@ -1,0 +1,266 @@
+//! Containers as processes: start one in a private mount namespace, signal and stop it.
+//!
+//! ```text
+//! agent ──spawn (own process group)──► unshare --mount --propagation private --
+//!         mlb-testbed container-exec SPEC.json ──bind mounts, exec──► the program
+//! ```
+//! `unshare` and `container-exec` both `exec`, so the spawned PID is the program's PID and
+//! its process group. The volume directories are bind-mounted at the container's mount paths
+//! inside that mount namespace only: `/etc/...` paths a program reads exist for it alone.
+//! A mount point missing on the machine is created (empty directory or file) and recorded in
+//! `.local/testbed/created-paths.log`; `mlb-testbed down` removes those that are still empty
+//! once every process is gone. (Mounting a tmpfs over the nearest existing parent instead
+//! would hide that parent's other contents, e.g. all of `/run`, so it is not done.)
+//!
+//! Stopping a container signals its process group and every process still in its mount
+//! namespace, so daemons that detach (FRR's) go too.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::volumes::Mount;
+use crate::cmd;
+
+/// What `mlb-testbed container-exec` does: mounts, then exec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    pub mounts: Vec<Mount>,
+    pub program: PathBuf,
+    pub arg0: Option<String>,
+    pub args: Vec<String>,
+    /// The whole environment (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    /// Where to record mount points created on the machine.
+    pub created_paths_log: PathBuf,
+}
+
+/// Failures of `container-exec` (they end up in the container's log).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("failed to read the exec spec {path}: {source}")]
+    Spec {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid exec spec {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("failed to create mount point {path}: {source}")]
+    MountPoint {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to mount {0}")]
+    Mount(#[from] cmd::CmdError),
+    #[error("failed to exec {program}: {source}")]
+    Exec {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs in the fresh mount namespace: makes the mounts, then replaces itself with the
+/// program. Returns only on failure.
+pub fn container_exec(spec_path: &Path) -> ExecError {
+    let spec: ExecSpec = match std::fs::read(spec_path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(spec) => spec,
+            Err(source) => {
+                return ExecError::Parse {
+                    path: spec_path.into(),
+                    source,
+                };
+            }
+        },
+        Err(source) => {
+            return ExecError::Spec {
+                path: spec_path.into(),
+                source,
+            };
+        }
+    };
+    for m in &spec.mounts {
+        if let Err(e) = mount(m, &spec.created_paths_log) {
+            return e;
+        }
+    }
+    let mut command = std::process::Command::new(&spec.program);
+    use std::os::unix::process::CommandExt;
+    if let Some(arg0) = &spec.arg0 {
+        command.arg0(arg0);
+    }
+    command
+        .args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = &spec.working_dir {
+        command.current_dir(dir);
+    }
+    let source = command.exec();
+    ExecError::Exec {
+        program: spec.program,
+        source,
+    }
+}
+
+fn mount(m: &Mount, created_log: &Path) -> Result<(), ExecError> {
+    let is_file = m.source.is_file();
+    ensure_mount_point(&m.target, is_file, created_log)?;
+    let source = m.source.to_string_lossy();
+    let target = m.target.to_string_lossy();
+    cmd::run(&["mount", "--bind", &source, &target])?;
+    if m.read_only {
+        cmd::run(&["mount", "-o", "remount,bind,ro", &target])?;
+    }
+    Ok(())
+}
+
+/// Creates `target` (and missing parents) if needed, recording each path created.
+fn ensure_mount_point(target: &Path, is_file: bool, created_log: &Path) -> Result<(), ExecError> {
+    if target.exists() {
+        return Ok(());
+    }
+    let err = |source| ExecError::MountPoint {
+        path: target.into(),
+        source,
+    };
+    let mut missing: Vec<&Path> = target.ancestors().take_while(|p| !p.exists()).collect();
+    missing.reverse();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(created_log)
+        .map_err(err)?;
+    for (i, path) in missing.iter().enumerate() {
+        let last = i + 1 == missing.len();
+        if last && is_file {
+            std::fs::File::create(path).map_err(err)?;
+        } else {
+            std::fs::create_dir(path).map_err(err)?;
+        }
+        writeln!(log, "{}", path.display()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A running container process.
+#[derive(Debug)]
+pub struct ContainerProcess {
+    pub child: tokio::process::Child,
+    pub pid: u32,
+    /// The container's mount namespace (`mnt:[...]`), once it has left the agent's.
+    pub mount_ns: Option<String>,
+}
+
+/// Starts a container: writes `spec` next to `spec_path`, appends output to `log`.
+pub async fn spawn(
+    testbed: &Path,
+    spec: &ExecSpec,
+    spec_path: &Path,
+    log: &Path,
+    banner: &str,
+) -> std::io::Result<ContainerProcess> {
+    std::fs::write(
+        spec_path,
+        serde_json::to_vec_pretty(spec).map_err(std::io::Error::other)?,
+    )?;
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    writeln!(out, "==== mlb-testbed {} {banner}", jiff::Timestamp::now())?;
+    let err = out.try_clone()?;
+    let mut command = tokio::process::Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(testbed)
+        .arg("container-exec")
+        .arg(spec_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0)
+        .kill_on_drop(false);
+    let child = command.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("the container exited at once"))?;
+    let own = cmd::namespace_of(std::process::id(), "mnt");
+    // unshare switches namespaces right after exec; wait briefly to learn the new one.
+    let mut mount_ns = None;
+    for _ in 0..100 {
+        match cmd::namespace_of(pid, "mnt") {
+            Some(ns) if Some(&ns) != own.as_ref() => {
+                mount_ns = Some(ns);
+                break;
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            None => break,
+        }
+    }
+    Ok(ContainerProcess {
+        child,
+        pid,
+        mount_ns,
+    })
+}
+
+/// Every process of a container: its process group and whatever lives in its mount namespace.
+pub fn members(pid: u32, mount_ns: Option<&str>) -> Vec<u32> {
+    cmd::all_pids()
+        .into_iter()
+        .filter(|p| {
+            cmd::process_group(*p) == Some(pid)
+                || mount_ns.is_some_and(|ns| cmd::namespace_of(*p, "mnt").as_deref() == Some(ns))
+        })
+        .collect()
+}
+
+/// Sends `signal` to every process of the container.
+pub fn signal(pid: u32, mount_ns: Option<&str>, signal: &str) {
+    let pids: Vec<i64> = members(pid, mount_ns).into_iter().map(i64::from).collect();
+    cmd::kill(signal, &pids);
+}
+
+impl ContainerProcess {
+    /// SIGTERM, up to `grace` for the main process to exit, then SIGKILL to everything left.
+    /// Returns the exit status.
+    pub async fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        signal(self.pid, self.mount_ns.as_deref(), "TERM");
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => None,
+        };
+        self.kill_rest().await;
+        match status {
+            Some(s) => Some(s),
+            None => self.child.wait().await.ok(),
+        }
+    }
+
+    /// SIGKILL to whatever is left of the container (after its main process exited).
+    pub async fn kill_rest(&self) {
+        for _ in 0..10 {
+            let left = members(self.pid, self.mount_ns.as_deref());
+            if left.is_empty() {
+                return;
+            }
+            cmd::kill("KILL", &left.into_iter().map(i64::from).collect::<Vec<_>>());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -25,7 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
@@ -147,8 +147,9 @@ impl Cluster {
         Ok(crate::cmd::stdout(&argv)?)
     }
 
-    /// Creates namespace `e2e-<prefix>-<suffix>`, deleted when the returned guard drops
-    /// (also when the test panics). `MLB_KEEP_NAMESPACES=1` keeps it for debugging.
+    /// Creates namespace `e2e-<prefix>-<suffix>` and waits for its default ServiceAccount;
+    /// the namespace is deleted when the returned guard drops (also when the test panics).
+    /// `MLB_KEEP_NAMESPACES=1` keeps it for debugging.
     pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace, HarnessError> {
         let suffix = format!(
             "{:x}",
@@ -167,10 +168,22 @@ impl Cluster {
         Api::<Namespace>::all(self.client.clone())
             .create(&PostParams::default(), &ns)
             .await?;
-        Ok(TestNamespace {
+        let guard = TestNamespace {
             name,
             kubeconfig: self.kubeconfig.clone(),
+        };
+        // Pods are rejected until the controller manager created the default ServiceAccount.
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), guard.name());
+        let what = format!("the default ServiceAccount of {}", guard.name());
+        wait_for(&what, Duration::from_secs(30), || async {
+            match accounts.get_opt("default").await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err("not created yet".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         })
+        .await?;
+        Ok(guard)
     }
 
     /// Server-side applies every document of `yaml`; namespaced objects without a namespace

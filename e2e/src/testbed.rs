@@ -435,7 +435,7 @@ fn start_control_plane(paths: &Paths) -> Result<u32, TestbedError> {
             topology::SERVICE_CIDR_V6
         ),
     ];
-    let log = paths.logs().join("testcluster.log");
+    let log = paths.logs().join("testcluster.out");
     let _ = std::fs::write(
         paths.logs().join("testcluster.cmd"),
         cmd::display(&argv) + "\n",
@@ -462,7 +462,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 }
 
 fn wait_control_plane(paths: &Paths, pid: u32, timeout: Duration) -> Result<PathBuf, TestbedError> {
-    let log = paths.logs().join("testcluster.log");
+    let log = paths.logs().join("testcluster.out");
     let fail = |reason: String| TestbedError::ControlPlane {
         reason,
         logs: paths.cluster_logs(),
@@ -561,27 +561,42 @@ fn start_frr(paths: &Paths, state: &mut State) -> Result<PathBuf, TestbedError> 
 fn wait_frr(paths: &Paths, run_dir: &Path) -> Result<(), TestbedError> {
     let argv = cmd::in_netns(
         ROUTER_NETNS,
-        &frr::vtysh_args(run_dir, &["-c".into(), "show bgp summary".into()]),
+        &frr::vtysh_args(
+            run_dir,
+            &[
+                "-c".into(),
+                "show daemons".into(),
+                "-c".into(),
+                "show running-config".into(),
+            ],
+        ),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match cmd::run(&argv) {
-            Ok(out) if String::from_utf8_lossy(&out.stdout).contains("64500") => return Ok(()),
-            result => {
-                if Instant::now() > deadline {
-                    let reason = match result {
-                        Ok(out) => format!(
-                            "vtysh answered without AS 64500: {}",
-                            String::from_utf8_lossy(&out.stdout)
-                        ),
-                        Err(e) => e.to_string(),
-                    };
-                    return Err(TestbedError::Frr {
-                        reason,
-                        logs: paths.logs(),
-                    });
-                }
-            }
+        let result = cmd::run(&argv).map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+        let missing: Vec<&str> = match &result {
+            Ok(text) => frr::DAEMONS
+                .iter()
+                .copied()
+                .filter(|d| !text.contains(d))
+                .collect(),
+            Err(_) => frr::DAEMONS.to_vec(),
+        };
+        let configured = result
+            .as_ref()
+            .is_ok_and(|t| t.contains(&format!("router bgp {}", topology::ROUTER_ASN)));
+        if missing.is_empty() && configured {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let reason = match result {
+                Ok(text) => format!("daemons not answering: {missing:?}; vtysh said:\n{text}"),
+                Err(e) => e.to_string(),
+            };
+            return Err(TestbedError::Frr {
+                reason,
+                logs: paths.logs(),
+            });
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -705,8 +720,15 @@ pub fn down(paths: &Paths) {
             report.push(format!("could not delete namespace {ns}: {e}"));
         }
     }
+    // The root ends of veths vanish with their peer's namespace, asynchronously.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while list_links().iter().any(|l| l != topology::MGMT_BRIDGE) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     for link in list_links() {
-        if let Err(e) = cmd::run(&["ip", "link", "del", &link]) {
+        if let Err(e) = cmd::run(&["ip", "link", "del", &link])
+            && list_links().contains(&link)
+        {
             report.push(format!("could not delete link {link}: {e}"));
         }
     }

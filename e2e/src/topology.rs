@@ -34,7 +34,7 @@ pub const LAN_BRIDGE: &str = "br0";
 /// Interface names inside a node namespace.
 pub const NODE_LAN_IF: &str = "eth0";
 pub const NODE_MGMT_IF: &str = "mgmt0";
-/// Dummy interface carrying the pod IPs of non-hostNetwork pods.
+/// Interface carrying the pod IPs of non-hostNetwork pods (a port-less bridge).
 pub const NODE_PODS_IF: &str = "pods0";
 
 /// The API server, on the machine's management address.
@@ -170,8 +170,9 @@ pub struct Topology {
 /// One step of the setup: a command line.
 pub type CommandLine = Vec<String>;
 
-fn line(parts: &[&str]) -> CommandLine {
-    parts.iter().map(|s| s.to_string()).collect()
+/// A command line from text; arguments never contain spaces here.
+fn line(text: &str) -> CommandLine {
+    text.split_whitespace().map(String::from).collect()
 }
 
 impl Topology {
@@ -192,291 +193,198 @@ impl Topology {
     /// The commands that build the topology from nothing, in order.
     pub fn setup_commands(&self) -> Vec<CommandLine> {
         let mut cmds = Vec::new();
+        let mut add = |text: String| cmds.push(line(&text));
+
         // Management bridge in the root namespace; the API server binds its address.
-        cmds.push(line(&[
-            "ip",
-            "link",
-            "add",
-            MGMT_BRIDGE,
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]));
-        cmds.push(line(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{MGMT_BRIDGE}.accept_dad=0"),
-        ]));
-        cmds.push(line(&[
-            "ip",
-            "addr",
-            "add",
-            "203.0.113.1/26",
-            "dev",
-            MGMT_BRIDGE,
-        ]));
-        cmds.push(line(&[
-            "ip",
-            "addr",
-            "add",
-            "2001:db8:0:100::1/64",
-            "dev",
-            MGMT_BRIDGE,
-            "nodad",
-        ]));
-        cmds.push(line(&["ip", "link", "set", MGMT_BRIDGE, "up"]));
+        add(format!(
+            "ip link add {MGMT_BRIDGE} type bridge mcast_snooping 0"
+        ));
+        add(format!(
+            "sysctl -qw net.ipv6.conf.{MGMT_BRIDGE}.accept_dad=0"
+        ));
+        add(format!("ip addr add {API_SERVER_V4}/26 dev {MGMT_BRIDGE}"));
+        add(format!(
+            "ip addr add {API_SERVER_V6}/64 dev {MGMT_BRIDGE} nodad"
+        ));
+        add(format!("ip link set {MGMT_BRIDGE} up"));
 
         for ns in self.namespaces() {
-            cmds.push(line(&["ip", "netns", "add", &ns]));
-            cmds.push(line(&["ip", "-n", &ns, "link", "set", "lo", "up"]));
-            let forwarding = ns == ROUTER_NETNS || ns.starts_with("mlb-node-");
-            let mut sysctl = vec![
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "sysctl",
-                "-qw",
-                // Addresses must be usable at once: no duplicate address detection.
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-                // Masqueraded Service traffic and the router see asymmetric paths.
-                "net.ipv4.conf.all.rp_filter=0",
-                "net.ipv4.conf.default.rp_filter=0",
-            ];
-            if forwarding {
-                sysctl.extend(["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+            add(format!("ip netns add {ns}"));
+            add(format!("ip -n {ns} link set lo up"));
+            // Addresses must be usable at once: no duplicate address detection.
+            // Masqueraded Service traffic and the router see asymmetric paths: no rp_filter.
+            let mut sysctl = format!(
+                "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+                 net.ipv6.conf.default.accept_dad=0 net.ipv4.conf.all.rp_filter=0 \
+                 net.ipv4.conf.default.rp_filter=0"
+            );
+            if ns == ROUTER_NETNS || ns.starts_with("mlb-node-") {
+                sysctl.push_str(" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
             }
-            cmds.push(line(&sysctl));
+            add(sysctl);
         }
 
         // The LAN bridge. Multicast snooping off: NDP solicitations for LoadBalancer IPs
         // must reach every node, whether or not the answering speaker joined the group.
-        cmds.push(line(&[
-            "ip",
-            "-n",
-            LAN_NETNS,
-            "link",
-            "add",
-            LAN_BRIDGE,
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]));
-        cmds.push(line(&[
-            "ip", "-n", LAN_NETNS, "link", "set", LAN_BRIDGE, "up",
-        ]));
+        add(format!(
+            "ip -n {LAN_NETNS} link add {LAN_BRIDGE} type bridge mcast_snooping 0"
+        ));
+        add(format!("ip -n {LAN_NETNS} link set {LAN_BRIDGE} up"));
 
         for node in &self.nodes {
-            let ns = node.netns.as_str();
+            let ns = &node.netns;
             // Management veth: root end on mlb-mgmt, node end mgmt0.
             let root_end = node.mgmt_veth_root();
-            cmds.push(line(&[
-                "ip",
-                "link",
-                "add",
-                &root_end,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                NODE_MGMT_IF,
-                "netns",
-                ns,
-            ]));
-            cmds.push(line(&[
-                "ip",
-                "link",
-                "set",
-                &root_end,
-                "master",
-                MGMT_BRIDGE,
-                "up",
-            ]));
-            cmds.extend(addresses(
+            add(format!(
+                "ip link add {root_end} type veth peer name {NODE_MGMT_IF} netns {ns}"
+            ));
+            add(format!("ip link set {root_end} master {MGMT_BRIDGE} up"));
+            for text in addresses(
                 ns,
                 NODE_MGMT_IF,
                 &format!("{}/26", node.mgmt_v4),
                 &format!("{}/64", node.mgmt_v6),
-            ));
+            ) {
+                add(text);
+            }
             // LAN veth: node end eth0, other end a port of br0.
-            cmds.extend(lan_port(ns, NODE_LAN_IF, &node.lan_port()));
-            cmds.extend(addresses(
+            for text in lan_port(ns, NODE_LAN_IF, &node.lan_port()) {
+                add(text);
+            }
+            for text in addresses(
                 ns,
                 NODE_LAN_IF,
                 &format!("{}/24", node.lan_v4),
                 &format!("{}/64", node.lan_v6),
-            ));
-            // Pod IPs of non-hostNetwork pods live on a dummy interface.
-            cmds.push(line(&[
-                "ip",
-                "-n",
-                ns,
-                "link",
-                "add",
-                NODE_PODS_IF,
-                "type",
-                "dummy",
-            ]));
-            cmds.push(line(&["ip", "-n", ns, "link", "set", NODE_PODS_IF, "up"]));
+            ) {
+                add(text);
+            }
+            // Pod IPs of non-hostNetwork pods live on pods0: a bridge without ports, which
+            // behaves like a dummy interface (always up) on kernels without the dummy driver.
+            add(format!("ip -n {ns} link add {NODE_PODS_IF} type bridge"));
+            add(format!("ip -n {ns} link set {NODE_PODS_IF} up"));
             // LAN 2 via the router.
-            cmds.push(route(ns, LAN2_V4, Some(&ROUTER_LAN_V4.to_string())));
-            cmds.push(route(ns, LAN2_V6, Some(&ROUTER_LAN_V6.to_string())));
+            add(format!(
+                "ip -n {ns} -4 route add {LAN2_V4} via {ROUTER_LAN_V4}"
+            ));
+            add(format!(
+                "ip -n {ns} -6 route add {LAN2_V6} via {ROUTER_LAN_V6}"
+            ));
             // ClusterIPs: a route is needed for the first lookup of locally generated
             // traffic; the nftables output hook then rewrites the destination.
-            cmds.push(line(&[
-                "ip",
-                "-n",
-                ns,
-                "route",
-                "add",
-                SERVICE_CIDR_V4,
-                "dev",
-                NODE_MGMT_IF,
-            ]));
-            cmds.push(line(&[
-                "ip",
-                "-n",
-                ns,
-                "-6",
-                "route",
-                "add",
-                SERVICE_CIDR_V6,
-                "dev",
-                NODE_MGMT_IF,
-            ]));
+            add(format!(
+                "ip -n {ns} -4 route add {SERVICE_CIDR_V4} dev {NODE_MGMT_IF}"
+            ));
+            add(format!(
+                "ip -n {ns} -6 route add {SERVICE_CIDR_V6} dev {NODE_MGMT_IF}"
+            ));
             // Other nodes' pod prefixes via their management address.
             for other in self.nodes.iter().filter(|o| o.index != node.index) {
-                cmds.push(route(
-                    ns,
-                    &other.pods_v4.to_string(),
-                    Some(&other.mgmt_v4.to_string()),
+                add(format!(
+                    "ip -n {ns} -4 route add {} via {}",
+                    other.pods_v4, other.mgmt_v4
                 ));
-                cmds.push(route(
-                    ns,
-                    &other.pods_v6.to_string(),
-                    Some(&other.mgmt_v6.to_string()),
+                add(format!(
+                    "ip -n {ns} -6 route add {} via {}",
+                    other.pods_v6, other.mgmt_v6
                 ));
             }
         }
         // The machine (API server) reaches pods via their node.
         for node in &self.nodes {
-            cmds.push(line(&[
-                "ip",
-                "route",
-                "add",
-                &node.pods_v4.to_string(),
-                "via",
-                &node.mgmt_v4.to_string(),
-            ]));
-            cmds.push(line(&[
-                "ip",
-                "-6",
-                "route",
-                "add",
-                &node.pods_v6.to_string(),
-                "via",
-                &node.mgmt_v6.to_string(),
-            ]));
+            add(format!(
+                "ip -4 route add {} via {}",
+                node.pods_v4, node.mgmt_v4
+            ));
+            add(format!(
+                "ip -6 route add {} via {}",
+                node.pods_v6, node.mgmt_v6
+            ));
         }
 
         // client on the LAN.
-        cmds.extend(lan_port(CLIENT_NETNS, "eth0", "client"));
-        cmds.extend(addresses(
+        for text in lan_port(CLIENT_NETNS, "eth0", "client") {
+            add(text);
+        }
+        for text in addresses(
             CLIENT_NETNS,
             "eth0",
-            "192.0.2.100/24",
-            "2001:db8:0:1::100/64",
+            &format!("{CLIENT_V4}/24"),
+            &format!("{CLIENT_V6}/64"),
+        ) {
+            add(text);
+        }
+        add(format!(
+            "ip -n {CLIENT_NETNS} -4 route add {LAN2_V4} via {ROUTER_LAN_V4}"
         ));
-        cmds.push(route(
-            CLIENT_NETNS,
-            LAN2_V4,
-            Some(&ROUTER_LAN_V4.to_string()),
-        ));
-        cmds.push(route(
-            CLIENT_NETNS,
-            LAN2_V6,
-            Some(&ROUTER_LAN_V6.to_string()),
+        add(format!(
+            "ip -n {CLIENT_NETNS} -6 route add {LAN2_V6} via {ROUTER_LAN_V6}"
         ));
 
         // router between LAN and LAN 2.
-        cmds.extend(lan_port(ROUTER_NETNS, "eth0", "router"));
-        cmds.extend(addresses(
+        for text in lan_port(ROUTER_NETNS, "eth0", "router") {
+            add(text);
+        }
+        for text in addresses(
             ROUTER_NETNS,
             "eth0",
-            "192.0.2.1/24",
-            "2001:db8:0:1::1/64",
+            &format!("{ROUTER_LAN_V4}/24"),
+            &format!("{ROUTER_LAN_V6}/64"),
+        ) {
+            add(text);
+        }
+        add(format!(
+            "ip link add eth1 netns {ROUTER_NETNS} type veth peer name eth0 netns {CLIENT2_NETNS}"
         ));
-        cmds.push(line(&[
-            "ip",
-            "link",
-            "add",
-            "eth1",
-            "netns",
-            ROUTER_NETNS,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            CLIENT2_NETNS,
-        ]));
-        cmds.extend(addresses(
+        for text in addresses(
             ROUTER_NETNS,
             "eth1",
-            "198.51.100.1/24",
-            "2001:db8:0:2::1/64",
-        ));
+            &format!("{ROUTER_LAN2_V4}/24"),
+            &format!("{ROUTER_LAN2_V6}/64"),
+        ) {
+            add(text);
+        }
 
         // client2 behind the router: the LAN and the BGP pools via the router.
-        cmds.extend(addresses(
+        for text in addresses(
             CLIENT2_NETNS,
             "eth0",
-            "198.51.100.100/24",
-            "2001:db8:0:2::100/64",
+            &format!("{CLIENT2_V4}/24"),
+            &format!("{CLIENT2_V6}/64"),
+        ) {
+            add(text);
+        }
+        add(format!(
+            "ip -n {CLIENT2_NETNS} -4 route add {LAN_V4} via {ROUTER_LAN2_V4}"
         ));
-        for dst in [LAN_V4, BGP_POOL_V4] {
-            cmds.push(route(CLIENT2_NETNS, dst, Some(&ROUTER_LAN2_V4.to_string())));
-        }
-        for dst in [LAN_V6, BGP_POOL_V6] {
-            cmds.push(route(CLIENT2_NETNS, dst, Some(&ROUTER_LAN2_V6.to_string())));
-        }
+        add(format!(
+            "ip -n {CLIENT2_NETNS} -4 route add {BGP_POOL_V4} via {ROUTER_LAN2_V4}"
+        ));
+        add(format!(
+            "ip -n {CLIENT2_NETNS} -6 route add {LAN_V6} via {ROUTER_LAN2_V6}"
+        ));
+        add(format!(
+            "ip -n {CLIENT2_NETNS} -6 route add {BGP_POOL_V6} via {ROUTER_LAN2_V6}"
+        ));
         cmds
     }
 }
 
 /// A veth with end `ifname` in `ns` and end `port` on the LAN bridge.
-fn lan_port(ns: &str, ifname: &str, port: &str) -> Vec<CommandLine> {
+fn lan_port(ns: &str, ifname: &str, port: &str) -> Vec<String> {
     vec![
-        line(&[
-            "ip", "link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", port,
-            "netns", LAN_NETNS,
-        ]),
-        line(&[
-            "ip", "-n", LAN_NETNS, "link", "set", port, "master", LAN_BRIDGE, "up",
-        ]),
+        format!("ip link add {ifname} netns {ns} type veth peer name {port} netns {LAN_NETNS}"),
+        format!("ip -n {LAN_NETNS} link set {port} master {LAN_BRIDGE} up"),
     ]
 }
 
 /// Both addresses on `ifname` in `ns` (IPv6 without DAD), and the link up.
-fn addresses(ns: &str, ifname: &str, v4: &str, v6: &str) -> Vec<CommandLine> {
+fn addresses(ns: &str, ifname: &str, v4: &str, v6: &str) -> Vec<String> {
     vec![
-        line(&["ip", "-n", ns, "addr", "add", v4, "dev", ifname]),
-        line(&["ip", "-n", ns, "addr", "add", v6, "dev", ifname, "nodad"]),
-        line(&["ip", "-n", ns, "link", "set", ifname, "up"]),
+        format!("ip -n {ns} addr add {v4} dev {ifname}"),
+        format!("ip -n {ns} addr add {v6} dev {ifname} nodad"),
+        format!("ip -n {ns} link set {ifname} up"),
     ]
-}
-
-fn route(ns: &str, dst: &str, via: Option<&str>) -> CommandLine {
-    let family = if dst.contains(':') { "-6" } else { "-4" };
-    let mut cmd = line(&["ip", "-n", ns, family, "route", "add", dst]);
-    if let Some(via) = via {
-        cmd.extend(["via".to_string(), via.to_string()]);
-    }
-    cmd
 }
 
 #[cfg(test)]
@@ -581,13 +489,13 @@ mod tests {
                 "ip -n mlb-node-1 addr add 192.0.2.11/24 dev eth0",
                 "ip -n mlb-node-1 addr add 2001:db8:0:1::11/64 dev eth0 nodad",
                 "ip -n mlb-node-1 link set eth0 up",
-                "ip -n mlb-node-1 link add pods0 type dummy",
+                "ip -n mlb-node-1 link add pods0 type bridge",
                 "ip -n mlb-node-1 link set pods0 up",
                 "ip -n mlb-node-1 -4 route add 198.51.100.0/24 via 192.0.2.1",
                 "ip -n mlb-node-1 -6 route add 2001:db8:0:2::/64 via 2001:db8:0:1::1",
-                "ip -n mlb-node-1 route add 203.0.113.128/26 dev mgmt0",
+                "ip -n mlb-node-1 -4 route add 203.0.113.128/26 dev mgmt0",
                 "ip -n mlb-node-1 -6 route add 2001:db8:0:ff::/108 dev mgmt0",
-                "ip route add 203.0.113.64/28 via 203.0.113.11",
+                "ip -4 route add 203.0.113.64/28 via 203.0.113.11",
                 "ip -6 route add 2001:db8:0:201::/64 via 2001:db8:0:100::11",
                 "ip link add eth0 netns mlb-client type veth peer name client netns mlb-lan",
                 "ip -n mlb-lan link set client master br0 up",

@@ -494,7 +494,7 @@ async fn run_pod(
         match volumes.sync(&latest, addrs).await {
             Ok(()) => break,
             Err(err) => {
-                if attempt % 10 == 0 {
+                if attempt.is_multiple_of(10) {
                     tracing::warn!(%err, "volumes not ready; retrying");
                 }
                 attempt += 1;

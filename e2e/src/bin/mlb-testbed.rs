@@ -45,6 +45,11 @@ enum Cmd {
     Down,
     /// Show what is running.
     Status,
+    /// Print the `ip` commands that build the topology (what `up` runs first).
+    Plan {
+        #[arg(long, env = "NODES", default_value_t = topology::DEFAULT_NODES)]
+        nodes: usize,
+    },
     /// Run a command in node-N, client, router, client2 or lan: `exec router -- vtysh -c "show bgp summary"`.
     Exec {
         name: String,
@@ -163,6 +168,17 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
                         paths.logs().display()
                     );
                 }
+            }
+            Ok(())
+        }
+        Cmd::Plan { nodes } => {
+            anyhow::ensure!(
+                (1..=topology::MAX_NODES).contains(&nodes),
+                "--nodes must be 1..={}",
+                topology::MAX_NODES
+            );
+            for argv in topology::Topology::new(nodes).setup_commands() {
+                println!("{}", metallb_e2e::cmd::display(&argv));
             }
             Ok(())
         }

@@ -440,7 +440,10 @@ status:
                 "}\n",
             )
         );
-        assert_eq!(render(&[svc.clone()], &web_slices(), "node-1"), expected);
+        assert_eq!(
+            render(std::slice::from_ref(&svc), &web_slices(), "node-1"),
+            expected
+        );
 
         // node-3 has no local endpoint: the LoadBalancer IP is dropped there.
         let on_node3 = render(&[svc], &web_slices(), "node-3");

@@ -1,0 +1,696 @@
+//! End-to-end tests of the local cluster itself: nodes, pods as processes, volumes, the
+//! Service data path. They need the cluster (`hack/local-up.sh`) and root, so they are
+//! ignored by default; `hack/e2e.sh` brings the cluster up, runs them with `--ignored
+//! --test-threads=1`, and tears it down. They assume the default topology (at least two
+//! nodes) and that nothing assigns LoadBalancer IPs yet.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use metallb_e2e::harness::{
+    Cluster, container_pid, netns_exec, netns_of_pid, pod_ready, process_alive, wait_for,
+};
+use metallb_e2e::topology;
+
+const POD_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A Deployment of the echo server and a dual-stack ClusterIP Service in front of it.
+fn echo_yaml(name: &str, replicas: u32, service_type: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: echo
+          image: localhost/echo:latest
+          ports: [{{name: http, containerPort: 8080}}]
+          env:
+            - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+            - {{name: POD_NAMESPACE, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+            - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+          readinessProbe:
+            httpGet: {{path: /healthz, port: http}}
+            periodSeconds: 2
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  type: {service_type}
+  ipFamilyPolicy: PreferDualStack
+  selector: {{app: {name}}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+"#
+    )
+}
+
+/// Waits until `count` pods with `app=<name>` are Ready; returns them.
+async fn ready_pods(cluster: &Cluster, ns: &str, name: &str, count: usize) -> Vec<Pod> {
+    let what = format!("{count} ready pods of {ns}/{name}");
+    wait_for(&what, POD_TIMEOUT, || async {
+        let pods = cluster
+            .pods(ns, &format!("app={name}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready: Vec<Pod> = pods
+            .into_iter()
+            .filter(|p| pod_ready(p) && p.metadata.deletion_timestamp.is_none())
+            .collect();
+        if ready.len() == count {
+            Ok(ready)
+        } else {
+            Err(format!("{} ready", ready.len()))
+        }
+    })
+    .await
+    .expect("pods become ready")
+}
+
+async fn service(cluster: &Cluster, ns: &str, name: &str) -> Service {
+    Api::<Service>::namespaced(cluster.client(), ns)
+        .get(name)
+        .await
+        .expect("service exists")
+}
+
+fn curl(from: &str, url: &str) -> Result<String, String> {
+    let out =
+        netns_exec(from, &["curl", "-sS", "--max-time", "3", url]).map_err(|e| e.to_string())?;
+    if out.success() {
+        Ok(out.stdout)
+    } else {
+        Err(format!("curl {url} from {from}: {}", out.stderr.trim()))
+    }
+}
+
+fn url(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("http://[{ip}]:{port}/")
+    } else {
+        format!("http://{ip}:{port}/")
+    }
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn nodes_are_ready_with_the_topology_addresses_and_fresh_leases() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let state = metallb_e2e::testbed::State::load(cluster.paths()).expect("testbed state");
+    let nodes = Api::<Node>::all(cluster.client())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let mut names: Vec<String> = nodes.iter().map(|n| n.name_any()).collect();
+    names.sort();
+    let expected: Vec<String> = (1..=state.nodes).map(|i| format!("node-{i}")).collect();
+    assert_eq!(names, expected);
+    for node in &nodes {
+        let topo = topology::Node::by_name(&node.name_any()).unwrap();
+        let status = node.status.as_ref().unwrap();
+        let ready = status
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True", "{} Ready", topo.name);
+        let addresses: Vec<(String, String)> = status
+            .addresses
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|a| (a.type_.clone(), a.address.clone()))
+            .collect();
+        assert_eq!(
+            addresses,
+            vec![
+                ("InternalIP".to_string(), topo.lan_v4.to_string()),
+                ("InternalIP".to_string(), topo.lan_v6.to_string()),
+                ("Hostname".to_string(), topo.name.clone()),
+            ]
+        );
+        let labels = node.labels();
+        assert_eq!(labels.get("kubernetes.io/hostname"), Some(&topo.name));
+        assert_eq!(
+            labels.get("kubernetes.io/os").map(String::as_str),
+            Some("linux")
+        );
+        assert!(labels.contains_key("kubernetes.io/arch"));
+        assert_eq!(status.allocatable.as_ref().unwrap()["pods"].0, "110");
+
+        let lease = Api::<Lease>::namespaced(cluster.client(), "kube-node-lease")
+            .get(&topo.name)
+            .await
+            .unwrap();
+        let renewed = lease.spec.unwrap().renew_time.unwrap().0;
+        let age = jiff::Timestamp::now().duration_since(renewed);
+        assert!(
+            age < jiff::SignedDuration::from_secs(30),
+            "lease of {} renewed {age:?} ago",
+            topo.name
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn echo_deployment_runs_ready_pods_as_processes_in_node_namespaces() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("echo").await.unwrap();
+    cluster
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 3, "ClusterIP"))
+        .await
+        .unwrap();
+    let pods = ready_pods(&cluster, ns.name(), "echo", 3).await;
+
+    for pod in &pods {
+        let node = pod.spec.as_ref().unwrap().node_name.clone().unwrap();
+        let topo = topology::Node::by_name(&node).unwrap();
+        let pid = container_pid(pod, "echo").expect("containerID names the process");
+        assert!(
+            process_alive(pid),
+            "process {pid} of {} runs",
+            pod.name_any()
+        );
+        assert_eq!(
+            netns_of_pid(pid).as_deref(),
+            Some(topo.netns.as_str()),
+            "process {pid} in {node}'s namespace"
+        );
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&cmdline).contains("echo"),
+            "{pid} runs the echo server"
+        );
+        let ips: Vec<String> = pod
+            .status
+            .as_ref()
+            .unwrap()
+            .pod_ips
+            .iter()
+            .flatten()
+            .map(|p| p.ip.clone())
+            .collect();
+        assert_eq!(ips.len(), 2, "dual-stack pod IPs {ips:?}");
+        assert!(
+            topo.pods_v4
+                .contains(&ips[0].parse::<std::net::Ipv4Addr>().unwrap()),
+            "{ips:?} in {}",
+            topo.pods_v4
+        );
+        assert!(
+            topo.pods_v6
+                .contains(&ips[1].parse::<std::net::Ipv6Addr>().unwrap()),
+            "{ips:?} in {}",
+            topo.pods_v6
+        );
+    }
+
+    let slices: Api<EndpointSlice> = Api::namespaced(cluster.client(), ns.name());
+    wait_for(
+        "an IPv4 EndpointSlice with 3 ready endpoints",
+        POD_TIMEOUT,
+        || async {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=echo"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|s| s.address_type == "IPv4")
+                .flat_map(|s| s.endpoints.iter())
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                .count();
+            if ready == 3 {
+                Ok(())
+            } else {
+                Err(format!("{ready} ready endpoints"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn http_from_a_node_to_the_cluster_ip_reaches_a_backend_in_both_families() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("clusterip").await.unwrap();
+    cluster
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 3, "ClusterIP"))
+        .await
+        .unwrap();
+    let pods = ready_pods(&cluster, ns.name(), "echo", 3).await;
+    let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+    let svc = service(&cluster, ns.name(), "echo").await;
+    let cluster_ips = svc.spec.unwrap().cluster_ips.unwrap();
+    assert_eq!(
+        cluster_ips.len(),
+        2,
+        "dual-stack ClusterIPs {cluster_ips:?}"
+    );
+
+    for ip in &cluster_ips {
+        for from in ["node-1", "node-2"] {
+            let answer = wait_for(
+                &format!("{from} to reach {ip}"),
+                Duration::from_secs(30),
+                || async { curl(from, &url(ip, 80)) },
+            )
+            .await
+            .unwrap();
+            assert!(
+                names.iter().any(|n| answer.contains(&format!("pod={n} "))),
+                "answer {answer:?} names one of {names:?}"
+            );
+        }
+    }
+    // Several requests spread over more than one backend.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let answer = curl("node-1", &url(&cluster_ips[0], 80)).unwrap();
+        seen.insert(
+            answer
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert!(seen.len() > 1, "load balanced over {seen:?}");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn deleting_a_pod_stops_its_process() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("delete").await.unwrap();
+    cluster
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "ClusterIP"))
+        .await
+        .unwrap();
+    let pod = ready_pods(&cluster, ns.name(), "echo", 1).await.remove(0);
+    let pid = container_pid(&pod, "echo").unwrap();
+    assert!(process_alive(pid));
+
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
+    pods.delete(&pod.name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        &format!("process {pid} to exit"),
+        Duration::from_secs(20),
+        || async {
+            if process_alive(pid) {
+                Err("still running".to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the pod object to be gone",
+        Duration::from_secs(20),
+        || async {
+            match pods.get_opt(&pod.name_any()).await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("still there".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+    .unwrap();
+    // The ReplicaSet's replacement runs as a new process.
+    let replacement = ready_pods(&cluster, ns.name(), "echo", 1).await.remove(0);
+    assert_ne!(replacement.uid(), pod.uid());
+    assert!(process_alive(container_pid(&replacement, "echo").unwrap()));
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn load_balancer_service_stays_pending_while_nothing_assigns_ips() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("lbpending").await.unwrap();
+    cluster
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "LoadBalancer"))
+        .await
+        .unwrap();
+    ready_pods(&cluster, ns.name(), "echo", 1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let svc = service(&cluster, ns.name(), "echo").await;
+    assert!(
+        svc.spec.as_ref().unwrap().cluster_ip.is_some(),
+        "has a ClusterIP"
+    );
+    let ingress = svc
+        .status
+        .and_then(|s| s.load_balancer)
+        .and_then(|lb| lb.ingress)
+        .unwrap_or_default();
+    assert!(
+        ingress.is_empty(),
+        "no LoadBalancer IP without MetalLB: {ingress:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn pod_with_an_unknown_image_stays_pending_with_the_reason() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("badimage").await.unwrap();
+    cluster
+        .apply_yaml(
+            Some(ns.name()),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: nope}\nspec:\n  containers: [{name: c, image: example.invalid/nothing:1}]\n",
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
+    let message = wait_for("the pod to report ErrImagePull", POD_TIMEOUT, || async {
+        let pod = pods.get("nope").await.map_err(|e| e.to_string())?;
+        let waiting = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.clone());
+        match waiting {
+            Some(w) if w.reason.as_deref() == Some("ErrImagePull") => {
+                Ok(w.message.unwrap_or_default())
+            }
+            other => Err(format!("waiting state {other:?}")),
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        message,
+        "unknown image example.invalid/nothing:1: no program mapped in e2e/src/images.rs"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod = pods.get("nope").await.unwrap();
+    assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Pending"));
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn volumes_env_and_token_reach_the_container_privately_and_follow_updates() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("volumes").await.unwrap();
+    // The frrouting/frr image runs its command from the machine: a shell that idles.
+    cluster
+        .apply_yaml(
+            Some(ns.name()),
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: first}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: conf}
+data: {setting: "on"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reader, labels: {app: reader}}
+spec:
+  nodeName: node-1
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: sh
+      image: quay.io/frrouting/frr:9.1.0
+      command: ["/bin/sh", "-c", "echo node=$MY_NODE ip=$MY_IP setting=$SETTING; exec sleep 3600"]
+      env:
+        - {name: MY_NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+        - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+        - {name: SETTING, valueFrom: {configMapKeyRef: {name: conf, key: setting}}}
+      volumeMounts:
+        - {name: creds, mountPath: /etc/mlb-e2e-creds, readOnly: true}
+        - {name: conf, mountPath: /etc/mlb-e2e-conf/setting.txt, subPath: setting}
+        - {name: scratch, mountPath: /tmp/mlb-e2e-scratch}
+  volumes:
+    - {name: creds, secret: {secretName: creds}}
+    - {name: conf, configMap: {name: conf}}
+    - {name: scratch, emptyDir: {}}
+"#,
+        )
+        .await
+        .unwrap();
+    let pod = ready_pods(&cluster, ns.name(), "reader", 1).await.remove(0);
+    let pid = container_pid(&pod, "sh").unwrap();
+    let in_container = |path: &str| {
+        let out = std::process::Command::new("nsenter")
+            .args(["--target", &pid.to_string(), "--mount", "--", "cat", path])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(in_container("/etc/mlb-e2e-creds/password"), "first");
+    assert_eq!(in_container("/etc/mlb-e2e-conf/setting.txt"), "on");
+    assert_eq!(
+        in_container("/var/run/secrets/kubernetes.io/serviceaccount/namespace"),
+        ns.name()
+    );
+    assert!(
+        in_container("/var/run/secrets/kubernetes.io/serviceaccount/token").starts_with("ey"),
+        "a JWT"
+    );
+    assert!(
+        in_container("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+            .contains("BEGIN CERTIFICATE")
+    );
+    // The mounts are private to the container.
+    assert!(!std::path::Path::new("/etc/mlb-e2e-creds/password").exists());
+
+    let log =
+        std::fs::read_to_string(cluster.paths().container_log(ns.name(), "reader", "sh")).unwrap();
+    let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    assert!(
+        log.contains(&format!("node=node-1 ip={ip} setting=on")),
+        "log: {log}"
+    );
+
+    // A Secret update reaches the directory mount within seconds.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster.client(), ns.name());
+    let patch = serde_json::json!({"stringData": {"password": "second"}});
+    secrets
+        .patch("creds", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_for(
+        "the updated Secret in the container",
+        Duration::from_secs(30),
+        || async {
+            let now = in_container("/etc/mlb-e2e-creds/password");
+            if now == "second" {
+                Ok(())
+            } else {
+                Err(format!("still {now:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn host_network_pod_gets_the_node_addresses() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("hostnet").await.unwrap();
+    cluster
+        .apply_yaml(
+            Some(ns.name()),
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet, labels: {app: hostnet}}
+spec:
+  nodeName: node-1
+  hostNetwork: true
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: echo
+      image: localhost/echo:latest
+      ports: [{containerPort: 18080}]
+      env: [{name: POD_NAME, value: hostnet}, {name: NODE_NAME, value: node-1}]
+      readinessProbe: {tcpSocket: {port: 18080}, periodSeconds: 2}
+"#,
+        )
+        .await
+        .unwrap();
+    let pod = ready_pods(&cluster, ns.name(), "hostnet", 1)
+        .await
+        .remove(0);
+    let ips: Vec<String> = pod
+        .status
+        .unwrap()
+        .pod_ips
+        .unwrap()
+        .into_iter()
+        .map(|p| p.ip)
+        .collect();
+    assert_eq!(ips, ["192.0.2.11", "2001:db8:0:1::11"]);
+    let answer = curl("client", "http://192.0.2.11:18080/").unwrap();
+    assert!(answer.starts_with("pod=hostnet "), "{answer}");
+}
+
+/// Static neighbor entries the test adds in `client`, removed on drop.
+struct StaticNeighbors(Vec<String>);
+
+impl Drop for StaticNeighbors {
+    fn drop(&mut self) {
+        for ip in &self.0 {
+            let _ = netns_exec("client", &["ip", "neigh", "del", ip, "dev", "eth0"]);
+        }
+    }
+}
+
+fn lan_mac(node: &str) -> String {
+    netns_exec(node, &["cat", "/sys/class/net/eth0/address"])
+        .unwrap()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn load_balancer_ip_in_the_service_status_is_served_by_the_node_data_path() {
+    // Plays the controller (writes the ingress IP) and the speaker (a static neighbor entry on
+    // the client instead of ARP), so only the node's nftables data path is under test.
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("lbpath").await.unwrap();
+    cluster
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "LoadBalancer"))
+        .await
+        .unwrap();
+    let pod = ready_pods(&cluster, ns.name(), "echo", 1).await.remove(0);
+    let backend_node = pod.spec.as_ref().unwrap().node_name.clone().unwrap();
+    let other_node = if backend_node == "node-1" {
+        "node-2"
+    } else {
+        "node-1"
+    };
+    let lb_ip = "192.0.2.240";
+
+    let services: Api<Service> = Api::namespaced(cluster.client(), ns.name());
+    let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": lb_ip}]}}});
+    services
+        .patch_status("echo", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+
+    // The node never answers ARP for a LoadBalancer IP by itself.
+    let arping = netns_exec(
+        "client",
+        &["arping", "-c", "2", "-w", "3", "-I", "eth0", lb_ip],
+    )
+    .unwrap();
+    assert!(
+        !arping.success(),
+        "nobody answers ARP for {lb_ip}: {}",
+        arping.stdout
+    );
+
+    let _neighbors = StaticNeighbors(vec![lb_ip.to_string()]);
+    let via = |node: &str| {
+        let mac = lan_mac(node);
+        netns_exec(
+            "client",
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                lb_ip,
+                "lladdr",
+                &mac,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ],
+        )
+        .unwrap();
+    };
+
+    // externalTrafficPolicy Cluster: any node forwards (and masquerades) to the backend.
+    via(other_node);
+    let answer = wait_for(
+        &format!("{lb_ip} via {other_node}"),
+        Duration::from_secs(30),
+        || async { curl("client", &url(lb_ip, 80)) },
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.starts_with(&format!("pod={} ", pod.name_any())),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("client=192.0.2.100:"),
+        "masqueraded when forwarded: {answer}"
+    );
+
+    // externalTrafficPolicy Local: only the backend's node serves, with the client's address.
+    let local = serde_json::json!({"spec": {"externalTrafficPolicy": "Local"}});
+    services
+        .patch("echo", &PatchParams::default(), &Patch::Merge(&local))
+        .await
+        .unwrap();
+    via(&backend_node);
+    let answer = wait_for(
+        &format!("{lb_ip} via {backend_node} (Local)"),
+        Duration::from_secs(30),
+        || async {
+            let a = curl("client", &url(lb_ip, 80))?;
+            if a.contains("client=192.0.2.100:") {
+                Ok(a)
+            } else {
+                Err(format!("source not preserved yet: {a}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.starts_with(&format!("pod={} ", pod.name_any())),
+        "{answer}"
+    );
+    via(other_node);
+    wait_for(
+        &format!("{other_node} to drop {lb_ip} (no local endpoint)"),
+        Duration::from_secs(30),
+        || async {
+            match curl("client", &url(lb_ip, 80)) {
+                Ok(a) => Err(format!("still answered: {a}")),
+                Err(_) => Ok(()),
+            }
+        },
+    )
+    .await
+    .unwrap();
+}

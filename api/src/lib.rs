@@ -136,3 +136,4 @@ pub mod schema;
 pub mod selector;
 pub mod v1beta1;
 pub mod v1beta2;
+pub mod validate;

@@ -40,8 +40,7 @@ pub fn schema_for(api_version: &str, kind: &str) -> Option<&'static Value> {
 }
 
 /// Checks `object` (a whole object, with apiVersion, kind and metadata) against `schema`.
-/// `kind` is `&'static` because problems carry it; pass the constant kind name.
-pub fn check(kind: &'static str, name: &str, schema: &Value, object: &Value) -> Vec<Problem> {
+pub fn check(kind: &str, name: &str, schema: &Value, object: &Value) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut walker = Walker {
         kind,
@@ -81,7 +80,7 @@ pub fn check(kind: &'static str, name: &str, schema: &Value, object: &Value) -> 
 }
 
 struct Walker<'a> {
-    kind: &'static str,
+    kind: &'a str,
     name: &'a str,
     problems: &'a mut Vec<Problem>,
 }

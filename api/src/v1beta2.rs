@@ -1,5 +1,9 @@
 //! `metallb.io/v1beta2`: the BGPPeer storage version.
 
+// Several `printcolumn(...)` arguments of kube's derive repeat `type_ = "string"`; clippy reads
+// them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;

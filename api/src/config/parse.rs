@@ -185,10 +185,11 @@ fn check_duplicate_strings(
     }
 }
 
+/// A selector as MetalLB compares them: labels, then (key, operator, sorted values) per expression.
+type CanonicalSelector = (BTreeMap<String, String>, Vec<(String, String, Vec<String>)>);
+
 /// The form MetalLB compares selectors in: labels, then expressions with their values sorted.
-fn canonical(
-    sel: &LabelSelector,
-) -> (BTreeMap<String, String>, Vec<(String, String, Vec<String>)>) {
+fn canonical(sel: &LabelSelector) -> CanonicalSelector {
     let exprs = sel
         .match_expressions
         .iter()
@@ -1320,9 +1321,7 @@ fn check_native(cx: &mut Cx, res: &Resources) {
             BFD,
             &obj_name(b),
             "metadata.name",
-            format!(
-                "BFD profiles are not supported by the native BGP backend; use bgpBackend: frr"
-            ),
+            "BFD profiles are not supported by the native BGP backend; use bgpBackend: frr",
         );
     }
     if !res.bgp_advertisements.is_empty() {

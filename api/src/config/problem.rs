@@ -21,7 +21,7 @@ pub enum ProblemClass {
 /// One problem with one field of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub kind: &'static str,
+    pub kind: String,
     pub name: String,
     /// JSON path of the field, such as `spec.addresses[1]`; `metadata.name` for object-level
     /// problems.
@@ -33,13 +33,13 @@ pub struct Problem {
 
 impl Problem {
     pub fn error(
-        kind: &'static str,
+        kind: &str,
         name: &str,
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
         Self {
-            kind,
+            kind: kind.to_string(),
             name: name.to_string(),
             field: field.into(),
             message: message.into(),
@@ -49,7 +49,7 @@ impl Problem {
     }
 
     pub fn warning(
-        kind: &'static str,
+        kind: &str,
         name: &str,
         field: impl Into<String>,
         message: impl Into<String>,
@@ -61,7 +61,7 @@ impl Problem {
     }
 
     pub fn missing_reference(
-        kind: &'static str,
+        kind: &str,
         name: &str,
         field: impl Into<String>,
         message: impl Into<String>,

@@ -7,6 +7,10 @@
 //! live in the generated CRD schema (see [`crate::crd`]), which the API server enforces and the
 //! offline `validate` command checks with the same schema.
 
+// Several `printcolumn(...)` arguments of kube's derive repeat `type_ = "string"`; clippy reads
+// them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 mod bfdprofile;
 mod bgpadvertisement;
 mod bgppeer;

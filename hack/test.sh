@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The one test command: everything CI checks, in order, stopping at the first failure.
+#   format, lints, unit tests, generated-file drift, then the end-to-end suite on the local
+#   cluster (needs root; CI runs as root).
+# Each step prints its duration; the total is printed at the end.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+start_all=$(date +%s)
+step() {
+  local name="$1"
+  shift
+  local start
+  start=$(date +%s)
+  echo "==> $name"
+  "$@"
+  echo "<== $name: $(($(date +%s) - start))s"
+}
+
+if [[ -x hack/install-deps.sh ]]; then
+  step "install dependencies" hack/install-deps.sh
+fi
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "unit tests" cargo test --workspace --quiet
+step "generated files" hack/verify.sh
+if [[ -x hack/e2e.sh ]]; then
+  step "end-to-end" hack/e2e.sh
+fi
+echo "all checks passed in $(($(date +%s) - start_all))s"

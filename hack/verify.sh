@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Fails when a generated file is stale: regenerates everything into a temporary tree and compares
+# it with the repository. Fix with hack/generate.sh.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+"$root/hack/generate.sh" --out "$tmp"
+status=0
+for dir in manifests/crd; do
+  if ! diff -ru "$root/$dir" "$tmp/$dir"; then
+    status=1
+  fi
+done
+if [[ $status -ne 0 ]]; then
+  echo "generated files are stale: run hack/generate.sh and commit the result" >&2
+  exit 1
+fi
+echo "generated files are up to date"

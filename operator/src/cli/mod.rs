@@ -1,0 +1,35 @@
+//! The command line. Offline subcommands need no cluster: they read files and print.
+
+mod crds;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// metallb-rs operator: deploys and upgrades MetalLB from one `MetalLB` resource, and offline
+/// tools for MetalLB configuration.
+#[derive(Debug, Parser)]
+#[command(name = "metallb-operator", version, about, long_about = None)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions (metallb.io kinds and MetalLB), or write one file per
+    /// CRD into a directory.
+    Crds(crds::Args),
+    /// Check MetalLB configuration files as the cluster would, without a cluster. Prints one
+    /// line per problem (`Kind/name: field: message`); exits 0 when the set is valid, 1 when it
+    /// is not, 2 when the input cannot be read or parsed.
+    Validate(validate::Args),
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match args.command {
+        Command::Crds(a) => crds::run(a),
+        Command::Validate(a) => validate::run(a),
+    }
+}

@@ -48,3 +48,82 @@ pub mod component {
 /// The BGP backends this project implements. MetalLB's `frr-k8s` and `frr-k8s-external` are not
 /// offered: see the README's feature table.
 pub const SUPPORTED_BGP_BACKENDS: [&str; 2] = ["native", "frr"];
+
+/// Names of the objects the operator deploys and the components refer to.
+pub mod names {
+    pub const CONTROLLER_DEPLOYMENT: &str = "controller";
+    pub const SPEAKER_DAEMONSET: &str = "speaker";
+    pub const CONTROLLER_SERVICE_ACCOUNT: &str = "controller";
+    pub const SPEAKER_SERVICE_ACCOUNT: &str = "speaker";
+    /// The Service in front of the controller's webhook server.
+    pub const WEBHOOK_SERVICE: &str = "metallb-webhook-service";
+    /// The ValidatingWebhookConfiguration for the metallb.io kinds.
+    pub const WEBHOOK_CONFIGURATION: &str = "metallb-webhook-configuration";
+    /// The Secret holding the webhook CA and serving certificate, managed by the controller.
+    pub const WEBHOOK_SECRET: &str = "metallb-webhook-cert";
+    /// The Secret holding the speakers' shared gossip key (key `secretkey`).
+    pub const MEMBERLIST_SECRET: &str = "memberlist";
+    pub const MEMBERLIST_SECRET_KEY: &str = "secretkey";
+    /// The ConfigMap listing interfaces never used for L2 announcements.
+    pub const EXCLUDE_L2_CONFIGMAP: &str = "metallb-excludel2";
+    /// Raw FRR configuration appended by the speakers (frr backend), key `extras`.
+    pub const BGP_EXTRAS_CONFIGMAP: &str = "bgpextras";
+    /// The Lease the controller replicas elect a leader with.
+    pub const CONTROLLER_LEASE: &str = "metallb-controller";
+    /// The one MetalLB resource the operator acts on.
+    pub const METALLB_CR: &str = "metallb";
+    /// The legacy (MetalLB ≤ 0.12) configuration ConfigMap and its key.
+    pub const LEGACY_CONFIGMAP: &str = "config";
+    pub const LEGACY_CONFIGMAP_KEY: &str = "config";
+}
+
+/// Ports, as MetalLB uses them.
+pub mod ports {
+    /// The controller's admission and conversion webhook server (HTTPS).
+    pub const WEBHOOK: u16 = 9443;
+    /// `/metrics` of the controller and the speakers.
+    pub const METRICS: u16 = 9120;
+    /// `/healthz` and `/readyz`.
+    pub const HEALTH: u16 = 17472;
+    /// Speaker-to-speaker liveness gossip (UDP).
+    pub const MEMBERLIST: u16 = 7946;
+}
+
+/// Server-side apply field managers, one per component.
+pub mod field_managers {
+    pub const OPERATOR: &str = "metallb-operator";
+    /// The operator's manager for the namespace's PodSecurity labels only.
+    pub const OPERATOR_POD_SECURITY: &str = "metallb-operator-podsecurity";
+    pub const CONTROLLER: &str = "metallb-controller";
+    pub const SPEAKER: &str = "metallb-speaker";
+}
+
+/// Paths of the controller's webhook server, as in MetalLB.
+pub mod webhook_paths {
+    pub const IPADDRESSPOOL: &str = "/validate-metallb-io-v1beta1-ipaddresspool";
+    pub const L2ADVERTISEMENT: &str = "/validate-metallb-io-v1beta1-l2advertisement";
+    pub const BGPADVERTISEMENT: &str = "/validate-metallb-io-v1beta1-bgpadvertisement";
+    pub const COMMUNITY: &str = "/validate-metallb-io-v1beta1-community";
+    pub const BFDPROFILE: &str = "/validate-metallb-io-v1beta1-bfdprofile";
+    pub const BGPPEER: &str = "/validate-metallb-io-v1beta2-bgppeer";
+    pub const CONVERT: &str = "/convert";
+}
+
+/// Container images. The operator's environment (`CONTROLLER_IMAGE`, `SPEAKER_IMAGE`,
+/// `FRR_IMAGE`) overrides them; by default each component runs the operator's own release.
+pub mod images {
+    pub const REPOSITORY: &str = "quay.io/metallb-rs";
+    /// The release every component of this build belongs to.
+    pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+    pub const FRR: &str = "quay.io/frrouting/frr:10.5.3";
+
+    pub fn controller() -> String {
+        format!("{REPOSITORY}/metallb-controller:{VERSION}")
+    }
+    pub fn speaker() -> String {
+        format!("{REPOSITORY}/metallb-speaker:{VERSION}")
+    }
+    pub fn operator() -> String {
+        format!("{REPOSITORY}/metallb-operator:{VERSION}")
+    }
+}

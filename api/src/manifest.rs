@@ -302,8 +302,7 @@ pub fn object(value: &Value) -> Result<Object, TypeError> {
     })
 }
 
-/// The ConfigMap holding raw FRR configuration MetalLB appends (`bgpextras`, key `extras`).
-pub const BGP_EXTRAS_CONFIGMAP: &str = "bgpextras";
+use crate::constants::names::BGP_EXTRAS_CONFIGMAP;
 
 impl Resources {
     /// Adds an object to the set [`crate::config::parse`] reads. Returns false for objects that

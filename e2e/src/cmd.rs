@@ -155,6 +155,21 @@ pub fn process_group(pid: u32) -> Option<u32> {
     rest.split_whitespace().nth(2)?.parse().ok()
 }
 
+/// The session of `pid`, from /proc/<pid>/stat.
+pub fn session(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // fields after ")": state ppid pgrp session ...
+    rest.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The command line of `pid`, arguments joined by spaces.
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
 /// Processes whose executable is `exe` (compared after resolving symlinks).
 pub fn pids_of_executable(exe: &Path) -> Vec<u32> {
     let Ok(exe) = exe.canonicalize() else {

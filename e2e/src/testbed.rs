@@ -693,25 +693,36 @@ pub fn down(paths: &Paths) {
         }
     }
 
-    // 3. The control plane (it stops its components on SIGTERM), then anything left running
-    //    the testcluster binary.
-    let mut cp: Vec<u32> = state
+    // 3. The control plane (it stops its components on SIGTERM), then whatever is left of
+    //    it: processes of its session (setsid made it the leader) and testcluster processes
+    //    working on our directory. Other testcluster instances on the machine are left alone.
+    let leaders: Vec<u32> = state
         .iter()
         .flat_map(|s| s.processes.iter())
-        .filter(|p| p.role == "testcluster" && cmd::alive(p.pid))
+        .filter(|p| p.role == "testcluster")
         .map(|p| p.pid)
         .collect();
-    if !cp.is_empty() {
-        cmd::terminate(&cp, Duration::from_secs(30));
+    let running: Vec<u32> = leaders.iter().copied().filter(|p| cmd::alive(*p)).collect();
+    if !running.is_empty() {
+        cmd::terminate(&running, Duration::from_secs(30));
         report.push("stopped the control plane".into());
     }
-    cp = cmd::pids_of_executable(&paths.testcluster());
-    if !cp.is_empty() {
+    let dir = paths.cluster_dir().display().to_string();
+    let ours = cmd::pids_of_executable(&paths.testcluster());
+    let leftovers: Vec<u32> = cmd::all_pids()
+        .into_iter()
+        .filter(|p| cmd::alive(*p))
+        .filter(|p| {
+            cmd::session(*p).is_some_and(|s| leaders.contains(&s))
+                || (ours.contains(p) && cmd::cmdline(*p).contains(&dir))
+        })
+        .collect();
+    if !leftovers.is_empty() {
         report.push(format!(
-            "killed {} leftover testcluster processes",
-            cp.len()
+            "killed {} leftover control-plane processes",
+            leftovers.len()
         ));
-        cmd::terminate(&cp, Duration::from_secs(5));
+        cmd::terminate(&leftovers, Duration::from_secs(5));
     }
 
     // 4. Namespaces and root links (routes go with them).

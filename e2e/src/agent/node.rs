@@ -1,8 +1,8 @@
 //! The Node object and its heartbeat: what the kubelet registers and keeps fresh.
 //!
 //! [`node_object`], [`node_status`] and [`lease_object`] are pure; [`register`] and
-//! [`heartbeat`] talk to the API with server-side apply (field manager
-//! [`FIELD_MANAGER`]).
+//! [`heartbeat`] talk to the API: server-side apply (field manager [`FIELD_MANAGER`]) for
+//! the Node's metadata and spec and the Lease, a merge patch for the Node's status.
 
 use std::time::Duration;
 
@@ -100,7 +100,9 @@ pub fn node_object(node: &Node, machine: &Machine) -> Value {
     })
 }
 
-/// The Node's status (server-side apply body for the status subresource).
+/// The Node's status, as a JSON merge patch body: it replaces the address list whole.
+/// (Server-side apply cannot be used: `status.addresses` is keyed by type, and a node has
+/// two InternalIPs, a known Kubernetes limitation.)
 pub fn node_status(node: &Node, machine: &Machine, since: Timestamp, now: Timestamp) -> Value {
     let resources = json!({
         "cpu": machine.cpus.to_string(),
@@ -195,12 +197,9 @@ pub async fn register(
             &Patch::Apply(node_object(node, machine)),
         )
         .await?;
+    let status = node_status(node, machine, since, Timestamp::now());
     nodes
-        .patch_status(
-            &node.name,
-            &apply_params(),
-            &Patch::Apply(node_status(node, machine, since, Timestamp::now())),
-        )
+        .patch_status(&node.name, &PatchParams::default(), &Patch::Merge(status))
         .await?;
     Ok(applied.metadata.uid.unwrap_or_default())
 }
@@ -230,7 +229,7 @@ pub async fn heartbeat(
                 Ok(Some(_)) => {
                     let status = node_status(&node, &machine, since, Timestamp::now());
                     if let Err(err) = nodes
-                        .patch_status(&node.name, &apply_params(), &Patch::Apply(status))
+                        .patch_status(&node.name, &PatchParams::default(), &Patch::Merge(status))
                         .await
                     {
                         tracing::warn!(%err, "failed to update the node status");

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The end-to-end suite: brings the local cluster up (hack/local-up.sh), runs every ignored
+# (end-to-end) test of the metallb-e2e crate one at a time, tears the cluster down
+# (also when tests fail or the script is interrupted), and checks that nothing is left:
+# no mlb-* network namespace or link, no testbed, control-plane, workspace or FRR process.
+# Extra arguments go to the test binaries (e.g. a test name filter).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+
+down_done=0
+teardown() {
+	if ((down_done == 0)); then
+		down_done=1
+		"$root/hack/local-down.sh" || true
+	fi
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+start=$(date +%s)
+"$root/hack/local-up.sh"
+
+status=0
+cargo test --quiet -p metallb-e2e -- --ignored --test-threads=1 "$@" || status=$?
+
+teardown
+
+leftovers=()
+while read -r ns _; do
+	[[ "$ns" == mlb-* ]] && leftovers+=("network namespace $ns")
+done < <(ip netns list 2>/dev/null)
+while read -r link; do
+	leftovers+=("link $link")
+done < <(ip -o link show | awk -F': ' '{ print $2 }' | cut -d@ -f1 | grep '^mlb-' || true)
+ours=(
+	"$target/debug/mlb-testbed"
+	"$target/debug/metallb-controller"
+	"$target/debug/metallb-speaker"
+	"$target/debug/metallb-operator"
+)
+for proc in /proc/[0-9]*; do
+	exe="$(readlink "$proc/exe" 2>/dev/null || true)"
+	[[ -n "$exe" ]] || continue
+	exe="${exe% (deleted)}"
+	for bin in "${ours[@]}"; do
+		if [[ "$exe" == "$bin" ]]; then
+			leftovers+=("process ${proc#/proc/} ($exe)")
+		fi
+	done
+	if [[ "$exe" == "$root/.local/bin/testcluster" ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q "$root/.local/cluster"; then
+		leftovers+=("process ${proc#/proc/} ($exe)")
+	fi
+	if [[ "$exe" == /usr/lib/frr/* ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qE "$root/.local|/run/mlb-testbed"; then
+		leftovers+=("process ${proc#/proc/} ($exe)")
+	fi
+done
+
+elapsed=$(($(date +%s) - start))
+if ((${#leftovers[@]} > 0)); then
+	echo "e2e: hack/local-down.sh left these behind:" >&2
+	printf '  %s\n' "${leftovers[@]}" >&2
+	status=1
+else
+	echo "e2e: nothing left behind after hack/local-down.sh"
+fi
+echo "e2e: finished in ${elapsed}s (exit $status)"
+exit "$status"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what the local cluster needs and builds it; idempotent and quick when nothing is
+# missing. Debian packages are installed only if missing (one `apt-get update` then), then
+# the control plane (hack/build-testcluster.sh, when present) and the workspace binaries
+# (the images of pods map to them: see e2e/src/images.rs) are built.
+# Run as root (or with sudo available); works on a fresh machine with CI=true.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+packages=(
+	iproute2       # ip: namespaces, veths, bridges, routes
+	nftables       # nft: the Service data path in every node
+	frr            # the router (zebra, bgpd, bfdd) and the speakers' FRR mode
+	frr-pythontools
+	iputils-arping # L2 checks from the client
+	iputils-ping
+	ndisc6         # ndisc6: NDP checks from the client
+	curl           # HTTP checks and httpGet probes
+	tcpdump
+	util-linux     # unshare, nsenter, setsid, mount, runuser
+	procps
+	psmisc
+	ethtool
+	jq
+)
+
+sudo=()
+if [[ "$(id -u)" != 0 ]]; then
+	sudo=(sudo)
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$pkg")
+	fi
+done
+if ((${#missing[@]} > 0)); then
+	echo "install-deps: installing ${missing[*]}"
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+	echo "install-deps: Debian packages present"
+fi
+
+if [[ -x "$root/hack/build-testcluster.sh" ]]; then
+	"$root/hack/build-testcluster.sh"
+else
+	echo "install-deps: hack/build-testcluster.sh not found; skipping the control plane build" >&2
+fi
+
+echo "install-deps: cargo build --workspace --bins"
+cargo build --quiet --workspace --bins

@@ -1,6 +1,7 @@
 //! The command line. Offline subcommands need no cluster: they read files and print.
 
 mod crds;
+mod render;
 mod validate;
 
 use std::process::ExitCode;
@@ -25,11 +26,15 @@ pub enum Command {
     /// line per problem (`Kind/name: field: message`); exits 0 when the set is valid, 1 when it
     /// is not, 2 when the input cannot be read or parsed.
     Validate(validate::Args),
+    /// Print, as multi-document YAML, exactly what the operator would apply for a MetalLB
+    /// resource: for GitOps and for review.
+    Render(render::Args),
 }
 
 pub fn run(args: Args) -> ExitCode {
     match args.command {
         Command::Crds(a) => crds::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::Render(a) => render::run(a),
     }
 }

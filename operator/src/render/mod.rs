@@ -1,0 +1,161 @@
+//! Render: the `MetalLB` resource → the objects to apply. Pure: no client, no clock, no
+//! randomness; the same input always gives the same objects, so `metallb-operator render` prints
+//! exactly what the operator applies.
+//!
+//! ```text
+//!  MetalLB spec ──values::from_spec──► Values (JSON) ──handlebars (manifests/templates)──► YAML
+//!                                                                         └─► Vec<Value> objects
+//! ```
+
+mod values;
+
+use handlebars::{Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, ScopedJson};
+use serde_json::{Value, json};
+
+use metallb_api::v1beta1::MetalLB;
+
+pub use values::{Images, Values};
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec asks for something the operator cannot deploy (CEL in the CRD normally prevents
+    /// this; an object written before the CRD was updated can still carry it).
+    #[error("invalid MetalLB spec: {0}")]
+    InvalidSpec(String),
+    #[error("failed to render template {template}: {source}")]
+    Template { template: &'static str, source: Box<RenderError> },
+    #[error("failed to parse rendered template {template}: {message}")]
+    Yaml { template: &'static str, message: String },
+}
+
+/// The templates, in apply order: identities and permissions first, workloads last.
+const TEMPLATES: [(&str, &str); 7] = [
+    ("serviceaccounts", include_str!("../../../manifests/templates/serviceaccounts.yaml.hbs")),
+    ("rbac", include_str!("../../../manifests/templates/rbac.yaml.hbs")),
+    ("config", include_str!("../../../manifests/templates/config.yaml.hbs")),
+    ("frr", include_str!("../../../manifests/templates/frr.yaml.hbs")),
+    ("webhook", include_str!("../../../manifests/templates/webhook.yaml.hbs")),
+    ("controller", include_str!("../../../manifests/templates/controller.yaml.hbs")),
+    ("speaker", include_str!("../../../manifests/templates/speaker.yaml.hbs")),
+];
+
+/// Renders every object for `cr` in `namespace`.
+pub fn render(cr: &MetalLB, namespace: &str, images: &Images) -> Result<Vec<Value>, Error> {
+    let values = Values::from_spec(&cr.spec, namespace, images).map_err(Error::InvalidSpec)?;
+    render_values(&values)
+}
+
+/// Renders from already computed values.
+pub fn render_values(values: &Values) -> Result<Vec<Value>, Error> {
+    let hb = engine();
+    let data = serde_json::to_value(values).expect("values serialize");
+    let mut objects = Vec::new();
+    for (name, _) in TEMPLATES {
+        if name == "frr" && !values.frr {
+            continue;
+        }
+        let text = hb.render(name, &data).map_err(|e| Error::Template { template: name, source: Box::new(e) })?;
+        let docs = metallb_api::manifest::documents(name, &text)
+            .map_err(|e| Error::Yaml { template: name, message: e.to_string() })?;
+        objects.extend(docs.into_iter().map(|d| d.value));
+    }
+    Ok(objects)
+}
+
+/// Objects as multi-document YAML.
+pub fn to_yaml(objects: &[Value]) -> String {
+    objects
+        .iter()
+        .map(|o| serde_saphyr::to_string(o).expect("JSON values serialize to YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn engine() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.register_helper("json", Box::new(JsonHelper));
+    hb.register_helper("merge", Box::new(MergeHelper));
+    hb.register_helper("concat", Box::new(ConcatHelper));
+    hb.register_helper("string", Box::new(StringHelper));
+    for (name, text) in TEMPLATES {
+        hb.register_template_string(name, text).expect("templates compile (checked by tests)");
+    }
+    hb
+}
+
+/// `{{json x}}`: the value as compact JSON, which is valid YAML, so no user value can break the
+/// document's structure.
+struct JsonHelper;
+impl HelperDef for JsonHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+        Ok(ScopedJson::Derived(Value::String(serde_json::to_string(&v).expect("JSON values serialize"))))
+    }
+}
+
+/// `(merge map key=value ...)`: a copy of the map with the given keys set.
+struct MergeHelper;
+impl HelperDef for MergeHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let mut base = h.param(0).map(|p| p.value().clone()).unwrap_or_else(|| json!({}));
+        for (k, v) in h.hash() {
+            base[*k] = v.value().clone();
+        }
+        Ok(ScopedJson::Derived(base))
+    }
+}
+
+/// `(concat a b ...)`: strings joined.
+struct ConcatHelper;
+impl HelperDef for ConcatHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let s: String = h.params().iter().map(|p| scalar(p.value())).collect();
+        Ok(ScopedJson::Derived(Value::String(s)))
+    }
+}
+
+/// `(string n)`: a number as a string (for env values).
+struct StringHelper;
+impl HelperDef for StringHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        Ok(ScopedJson::Derived(Value::String(h.param(0).map(|p| scalar(p.value())).unwrap_or_default())))
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -282,7 +282,15 @@ fn fresh_dir(dir: &Path) -> Result<(), TestbedError> {
 }
 
 async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
-    // A fresh cluster each time: no etcd data, pods or logs from the previous one.
+    // A fresh cluster each time: no etcd data, pods or logs from the previous one. The
+    // previous logs move to .local/logs.previous (one generation), for post-mortems.
+    let previous = paths.local().join("logs.previous");
+    if paths.logs().exists() {
+        let _ = std::fs::remove_dir_all(&previous);
+        if std::fs::rename(paths.logs(), &previous).is_ok() {
+            let _ = std::fs::rename(paths.cluster_logs(), previous.join("cluster"));
+        }
+    }
     for dir in [
         paths.cluster_dir(),
         paths.logs(),

@@ -694,3 +694,105 @@ async fn load_balancer_ip_in_the_service_status_is_served_by_the_node_data_path(
     .await
     .unwrap();
 }
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn init_containers_run_first_and_crashing_containers_restart_with_backoff() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("restarts").await.unwrap();
+    cluster
+        .apply_yaml(
+            Some(ns.name()),
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: crasher}
+spec:
+  nodeName: node-1
+  terminationGracePeriodSeconds: 1
+  initContainers:
+    - name: init
+      image: quay.io/frrouting/frr:9.1.0
+      command: ["/bin/sh", "-c", "echo prepared > /work/marker"]
+      volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+    - name: main
+      image: quay.io/frrouting/frr:9.1.0
+      command: ["/bin/sh", "-c", "cat /work/marker; exit 3"]
+      volumeMounts: [{name: work, mountPath: /work}]
+  volumes: [{name: work, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  nodeName: node-2
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: quay.io/frrouting/frr:9.1.0
+      command: ["/bin/true"]
+"#,
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
+    let status = wait_for(
+        "the crashing container to restart twice",
+        POD_TIMEOUT,
+        || async {
+            let pod = pods.get("crasher").await.map_err(|e| e.to_string())?;
+            let status = pod.status.unwrap_or_default();
+            let restarts = status
+                .container_statuses
+                .as_ref()
+                .and_then(|c| c.first())
+                .map_or(0, |c| c.restart_count);
+            if restarts >= 2 {
+                Ok(status)
+            } else {
+                Err(format!("{restarts} restarts"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let init = &status.init_container_statuses.as_ref().unwrap()[0];
+    let done = init
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .expect("init container terminated");
+    assert_eq!(
+        (done.exit_code, done.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let main = &status.container_statuses.as_ref().unwrap()[0];
+    let last = main
+        .last_state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .expect("last run terminated");
+    assert_eq!(last.exit_code, 3);
+    assert!(!main.ready);
+    let log = std::fs::read_to_string(cluster.paths().container_log(ns.name(), "crasher", "main"))
+        .unwrap();
+    assert!(
+        log.matches("prepared").count() >= 2,
+        "every run saw the init container's file: {log}"
+    );
+
+    wait_for("the run-once pod to succeed", POD_TIMEOUT, || async {
+        let pod = pods.get("once").await.map_err(|e| e.to_string())?;
+        match pod.status.and_then(|s| s.phase) {
+            Some(p) if p == "Succeeded" => Ok(()),
+            other => Err(format!("phase {other:?}")),
+        }
+    })
+    .await
+    .unwrap();
+}

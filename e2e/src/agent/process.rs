@@ -16,6 +16,7 @@
 //! namespace, so daemons that detach (FRR's) go too.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -90,16 +91,59 @@ pub fn container_exec(spec_path: &Path) -> ExecError {
             };
         }
     };
+    // A mount target may hide the paths of later sources or of the program (an emptyDir at
+    // /tmp or /work hides a checkout below it). Open them all first and refer to them
+    // through /proc/<pid>/fd, which keeps pointing at what was opened.
+    let mut sources = Vec::new();
     for m in &spec.mounts {
-        if let Err(e) = mount(m, &spec.created_paths_log) {
-            return e;
+        match std::fs::File::open(&m.source) {
+            Ok(f) => sources.push(f),
+            Err(source) => {
+                return ExecError::MountPoint {
+                    path: m.source.clone(),
+                    source,
+                };
+            }
         }
     }
-    let mut command = std::process::Command::new(&spec.program);
-    use std::os::unix::process::CommandExt;
-    if let Some(arg0) = &spec.arg0 {
-        command.arg0(arg0);
+    let program_file = std::fs::File::open(&spec.program).ok();
+    let mut created_log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.created_paths_log)
+    {
+        Ok(f) => f,
+        Err(source) => {
+            return ExecError::MountPoint {
+                path: spec.created_paths_log.clone(),
+                source,
+            };
+        }
+    };
+    let pid = std::process::id();
+    let mut mounted: Vec<&Path> = Vec::new();
+    for (m, file) in spec.mounts.iter().zip(&sources) {
+        let fd = format!("/proc/{pid}/fd/{}", file.as_raw_fd());
+        let inside_volume = mounted.iter().any(|t| m.target.starts_with(t));
+        let log = (!inside_volume).then_some(&mut created_log);
+        if let Err(e) = mount(&fd, m, log) {
+            return e;
+        }
+        mounted.push(&m.target);
     }
+    use std::os::unix::process::CommandExt;
+    // Exec by path when it is still visible (scripts need their path), else through the fd.
+    let visible = spec.program.exists();
+    let program = match (&program_file, visible) {
+        (Some(f), false) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+        _ => spec.program.clone(),
+    };
+    let mut command = std::process::Command::new(&program);
+    command.arg0(
+        spec.arg0
+            .clone()
+            .unwrap_or_else(|| spec.program.display().to_string()),
+    );
     command
         .args(&spec.args)
         .env_clear()
@@ -114,20 +158,35 @@ pub fn container_exec(spec_path: &Path) -> ExecError {
     }
 }
 
-fn mount(m: &Mount, created_log: &Path) -> Result<(), ExecError> {
-    let is_file = m.source.is_file();
-    ensure_mount_point(&m.target, is_file, created_log)?;
-    let source = m.source.to_string_lossy();
+/// Bind-mounts `source` (a /proc/<pid>/fd path) at `m.target`; `--no-canonicalize` keeps
+/// mount(8) from turning the fd path back into a (possibly hidden) file name.
+fn mount(
+    source: &str,
+    m: &Mount,
+    created_log: Option<&mut std::fs::File>,
+) -> Result<(), ExecError> {
+    ensure_mount_point(&m.target, m.source.is_file(), created_log)?;
     let target = m.target.to_string_lossy();
-    cmd::run(&["mount", "--bind", &source, &target])?;
+    cmd::run(&["mount", "--no-canonicalize", "--bind", source, &target])?;
     if m.read_only {
-        cmd::run(&["mount", "-o", "remount,bind,ro", &target])?;
+        cmd::run(&[
+            "mount",
+            "--no-canonicalize",
+            "-o",
+            "remount,bind,ro",
+            &target,
+        ])?;
     }
     Ok(())
 }
 
 /// Creates `target` (and missing parents) if needed, recording each path created.
-fn ensure_mount_point(target: &Path, is_file: bool, created_log: &Path) -> Result<(), ExecError> {
+/// Paths inside an earlier mount (a volume) are not recorded: they are not on the machine.
+fn ensure_mount_point(
+    target: &Path,
+    is_file: bool,
+    mut created_log: Option<&mut std::fs::File>,
+) -> Result<(), ExecError> {
     if target.exists() {
         return Ok(());
     }
@@ -137,11 +196,6 @@ fn ensure_mount_point(target: &Path, is_file: bool, created_log: &Path) -> Resul
     };
     let mut missing: Vec<&Path> = target.ancestors().take_while(|p| !p.exists()).collect();
     missing.reverse();
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(created_log)
-        .map_err(err)?;
     for (i, path) in missing.iter().enumerate() {
         let last = i + 1 == missing.len();
         if last && is_file {
@@ -149,7 +203,9 @@ fn ensure_mount_point(target: &Path, is_file: bool, created_log: &Path) -> Resul
         } else {
             std::fs::create_dir(path).map_err(err)?;
         }
-        writeln!(log, "{}", path.display()).map_err(err)?;
+        if let Some(log) = created_log.as_deref_mut() {
+            writeln!(log, "{}", path.display()).map_err(err)?;
+        }
     }
     Ok(())
 }

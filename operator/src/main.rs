@@ -2,11 +2,15 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod logging;
+mod reconcile;
 mod render;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // One TLS crypto provider for every client in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = cli::Args::parse();
     cli::run(args)
 }

@@ -2,6 +2,7 @@
 
 mod crds;
 mod render;
+mod run;
 mod validate;
 
 use std::process::ExitCode;
@@ -19,6 +20,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator (what the operator's Deployment runs).
+    Run(run::Args),
     /// Print the CustomResourceDefinitions (metallb.io kinds and MetalLB), or write one file per
     /// CRD into a directory.
     Crds(crds::Args),
@@ -33,6 +36,7 @@ pub enum Command {
 
 pub fn run(args: Args) -> ExitCode {
     match args.command {
+        Command::Run(a) => run::run(a),
         Command::Crds(a) => crds::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Render(a) => render::run(a),

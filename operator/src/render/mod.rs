@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use metallb_api::v1beta1::MetalLB;
 
-pub use values::{Images, Values};
+pub use values::{Images, MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, Values};
 
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]

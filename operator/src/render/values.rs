@@ -22,10 +22,11 @@ impl Images {
     /// `CONTROLLER_IMAGE`, `SPEAKER_IMAGE`, `FRR_IMAGE`, or the release's own images.
     pub fn from_env() -> Self {
         let var = |name: &str, default: String| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default);
+        let release = Self::release();
         Self {
-            controller: var("CONTROLLER_IMAGE", images::controller()),
-            speaker: var("SPEAKER_IMAGE", images::speaker()),
-            frr: var("FRR_IMAGE", images::FRR.to_string()),
+            controller: var("CONTROLLER_IMAGE", release.controller),
+            speaker: var("SPEAKER_IMAGE", release.speaker),
+            frr: var("FRR_IMAGE", release.frr),
         }
     }
 

@@ -53,9 +53,11 @@ if stale; then
 	# only applies as the main module). CGO_ENABLED=0: a static binary, no C
 	# toolchain needed. -p 2: the machines have 2 cores; more parallel
 	# compiles of the big Kubernetes packages only cost memory.
+	# -buildvcs=false: the repository's commit is not the component's
+	# version, and stamping it would force a relink after every commit.
 	(
 		cd "$src"
-		GOWORK=off CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin.tmp" .
+		GOWORK=off CGO_ENABLED=0 go build -p 2 -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin.tmp" .
 	)
 	# Rename into place so a running cluster never sees a half-written file.
 	mv -f "$bin.tmp" "$bin"

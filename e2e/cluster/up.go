@@ -180,7 +180,10 @@ func (s *supervisor) run() int {
 	if err != nil {
 		s.log.Printf("start failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 		s.stopAll()
-		fmt.Printf("FAILED %v\n", err)
+		// One line on stdout, like READY; the log tails went to stderr and
+		// logs/testcluster.log above.
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		fmt.Printf("FAILED %s (see %s)\n", first, filepath.Join(s.dir, "logs"))
 		return 1
 	}
 	s.mu.Lock()

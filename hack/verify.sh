@@ -7,7 +7,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$root/hack/generate.sh" --out "$tmp"
 status=0
-for dir in manifests/crd; do
+for dir in manifests/crd manifests/operator bundle/manifests bundle/metadata; do
   if ! diff -ru "$root/$dir" "$tmp/$dir"; then
     status=1
   fi

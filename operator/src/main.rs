@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod install;
 mod logging;
 mod reconcile;
 mod render;

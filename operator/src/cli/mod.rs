@@ -1,6 +1,7 @@
 //! The command line. Offline subcommands need no cluster: they read files and print.
 
 mod crds;
+mod generate;
 mod render;
 mod run;
 mod validate;
@@ -20,6 +21,10 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write every generated file (CRDs, the operator's kustomize base, the OLM bundle) under a
+    /// repository root; hack/generate.sh runs it.
+    #[command(hide = true)]
+    Generate(generate::Args),
     /// Run the operator (what the operator's Deployment runs).
     Run(run::Args),
     /// Print the CustomResourceDefinitions (metallb.io kinds and MetalLB), or write one file per
@@ -37,6 +42,7 @@ pub enum Command {
 pub fn run(args: Args) -> ExitCode {
     match args.command {
         Command::Run(a) => run::run(a),
+        Command::Generate(a) => generate::run(a),
         Command::Crds(a) => crds::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Render(a) => render::run(a),

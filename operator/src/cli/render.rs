@@ -40,7 +40,11 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
         _ => {
-            eprintln!("error: {}: expected exactly one MetalLB resource, found {}", args.file, crs.len());
+            eprintln!(
+                "error: {}: expected exactly one MetalLB resource, found {}",
+                args.file,
+                crs.len()
+            );
             return ExitCode::from(1);
         }
     };
@@ -54,7 +58,10 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: MetalLB/{}: {e}", cr.metadata.name.as_deref().unwrap_or("<unnamed>"));
+            eprintln!(
+                "error: MetalLB/{}: {e}",
+                cr.metadata.name.as_deref().unwrap_or("<unnamed>")
+            );
             ExitCode::from(1)
         }
     }

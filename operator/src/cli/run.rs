@@ -28,7 +28,10 @@ pub struct Args {
 /// to this release's own images.
 pub fn run(args: Args) -> ExitCode {
     crate::logging::init(&args.log_level, &args.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {

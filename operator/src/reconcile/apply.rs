@@ -24,14 +24,62 @@ pub struct Kind {
 }
 
 pub const KINDS: &[Kind] = &[
-    Kind { group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true },
-    Kind { group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false },
-    Kind { group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRoleBinding", plural: "clusterrolebindings", namespaced: false },
-    Kind { group: "rbac.authorization.k8s.io", version: "v1", kind: "Role", plural: "roles", namespaced: true },
-    Kind { group: "rbac.authorization.k8s.io", version: "v1", kind: "RoleBinding", plural: "rolebindings", namespaced: true },
-    Kind { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true },
-    Kind { group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true },
-    Kind { group: "", version: "v1", kind: "Service", plural: "services", namespaced: true },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        namespaced: true,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        namespaced: false,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        namespaced: false,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        namespaced: true,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Service",
+        plural: "services",
+        namespaced: true,
+    },
     Kind {
         group: "admissionregistration.k8s.io",
         version: "v1",
@@ -39,21 +87,45 @@ pub const KINDS: &[Kind] = &[
         plural: "validatingwebhookconfigurations",
         namespaced: false,
     },
-    Kind { group: "apps", version: "v1", kind: "Deployment", plural: "deployments", namespaced: true },
-    Kind { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        namespaced: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        namespaced: true,
+    },
 ];
 
 /// Why applying or pruning failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("failed to apply {kind}/{name}: {source}")]
-    Apply { kind: String, name: String, source: kube::Error },
+    Apply {
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
     #[error("failed to read {kind}/{name}: {source}")]
-    Read { kind: String, name: String, source: kube::Error },
+    Read {
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
     #[error("failed to list {kind} for pruning: {source}")]
     List { kind: String, source: kube::Error },
     #[error("failed to delete {kind}/{name}: {source}")]
-    Delete { kind: String, name: String, source: kube::Error },
+    Delete {
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
     #[error("rendered object of unknown kind {0}")]
     UnknownKind(String),
     #[error("failed to create the speakers' gossip key: {0}")]
@@ -74,17 +146,29 @@ impl Error {
 
 fn kind_of(obj: &Value) -> Result<&'static Kind, Error> {
     let kind = obj["kind"].as_str().unwrap_or("");
-    KINDS.iter().find(|k| k.kind == kind).ok_or_else(|| Error::UnknownKind(kind.to_string()))
+    KINDS
+        .iter()
+        .find(|k| k.kind == kind)
+        .ok_or_else(|| Error::UnknownKind(kind.to_string()))
 }
 
 fn api(client: &Client, k: &Kind, namespace: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(k.group, k.version, k.kind), k.plural);
-    if k.namespaced { Api::namespaced_with(client.clone(), namespace, &ar) } else { Api::all_with(client.clone(), &ar) }
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(k.group, k.version, k.kind),
+        k.plural,
+    );
+    if k.namespaced {
+        Api::namespaced_with(client.clone(), namespace, &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
+    }
 }
 
 /// The owner reference every namespaced object gets, so deleting the MetalLB resource removes it.
 fn owner_reference(owner: &MetalLB) -> Value {
-    let oref = owner.controller_owner_ref(&()).expect("a stored MetalLB has a name and uid");
+    let oref = owner
+        .controller_owner_ref(&())
+        .expect("a stored MetalLB has a name and uid");
     serde_json::to_value(oref).expect("owner references serialize")
 }
 
@@ -96,14 +180,26 @@ pub enum Outcome {
 }
 
 /// Applies one rendered object.
-pub async fn apply(client: &Client, namespace: &str, owner: &MetalLB, mut obj: Value) -> Result<Outcome, Error> {
+pub async fn apply(
+    client: &Client,
+    namespace: &str,
+    owner: &MetalLB,
+    mut obj: Value,
+) -> Result<Outcome, Error> {
     let k = kind_of(&obj)?;
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if k.namespaced {
         obj["metadata"]["ownerReferences"] = json!([owner_reference(owner)]);
     }
     let api = api(client, k, namespace);
-    let read_err = |source| Error::Read { kind: k.kind.into(), name: name.clone(), source };
+    let read_err = |source| Error::Read {
+        kind: k.kind.into(),
+        name: name.clone(),
+        source,
+    };
     let live = api.get_opt(&name).await.map_err(read_err)?;
     if k.kind == "Secret" && name == names::MEMBERLIST_SECRET && live.is_none() {
         create_memberlist_secret(&api, &obj).await?;
@@ -118,7 +214,11 @@ pub async fn apply(client: &Client, namespace: &str, owner: &MetalLB, mut obj: V
     let params = PatchParams::apply(field_managers::OPERATOR).force();
     api.patch(&name, &params, &Patch::Apply(&obj))
         .await
-        .map_err(|source| Error::Apply { kind: k.kind.into(), name: name.clone(), source })?;
+        .map_err(|source| Error::Apply {
+            kind: k.kind.into(),
+            name: name.clone(),
+            source,
+        })?;
     tracing::info!(kind = k.kind, name, "applied");
     Ok(Outcome::Written)
 }
@@ -131,12 +231,26 @@ async fn create_memberlist_secret(api: &Api<DynamicObject>, rendered: &Value) ->
     let text: String = key.iter().map(|b| format!("{b:02x}")).collect();
     let mut obj = rendered.clone();
     obj["stringData"] = json!({ names::MEMBERLIST_SECRET_KEY: text });
-    let secret: DynamicObject = serde_json::from_value(obj).expect("a rendered Secret is an object");
-    match api.create(&PostParams { field_manager: Some(field_managers::OPERATOR.into()), ..Default::default() }, &secret).await {
+    let secret: DynamicObject =
+        serde_json::from_value(obj).expect("a rendered Secret is an object");
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(field_managers::OPERATOR.into()),
+                ..Default::default()
+            },
+            &secret,
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         // Created meanwhile (by a previous reconcile, or by the controller's own fallback).
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(source) => Err(Error::Apply { kind: "Secret".into(), name: names::MEMBERLIST_SECRET.into(), source }),
+        Err(source) => Err(Error::Apply {
+            kind: "Secret".into(),
+            name: names::MEMBERLIST_SECRET.into(),
+            source,
+        }),
     }
 }
 
@@ -147,9 +261,15 @@ pub fn contains(live: &Value, desired: &Value) -> bool {
         (Value::Object(l), Value::Object(d)) => d.iter().all(|(k, dv)| match l.get(k) {
             Some(lv) => contains(lv, dv),
             // An empty map or list we render may be absent from the live object.
-            None => dv.is_null() || dv.as_object().is_some_and(|o| o.is_empty()) || dv.as_array().is_some_and(|a| a.is_empty()),
+            None => {
+                dv.is_null()
+                    || dv.as_object().is_some_and(|o| o.is_empty())
+                    || dv.as_array().is_some_and(|a| a.is_empty())
+            }
         }),
-        (Value::Array(l), Value::Array(d)) => l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv)),
+        (Value::Array(l), Value::Array(d)) => {
+            l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv))
+        }
         (Value::Number(l), Value::Number(d)) => l.as_f64() == d.as_f64(),
         (l, d) => l == d,
     }
@@ -157,7 +277,10 @@ pub fn contains(live: &Value, desired: &Value) -> bool {
 
 /// The label selector of everything the operator created for this MetalLB resource.
 pub fn owned_selector(namespace: &str) -> String {
-    format!("{MANAGED_BY_LABEL}={MANAGED_BY},{OWNER_LABEL}={namespace}.{}", names::METALLB_CR)
+    format!(
+        "{MANAGED_BY_LABEL}={MANAGED_BY},{OWNER_LABEL}={namespace}.{}",
+        names::METALLB_CR
+    )
 }
 
 /// Deletes what the operator created earlier and no longer renders (for example the FRR parts
@@ -170,10 +293,15 @@ pub async fn prune(client: &Client, namespace: &str, desired: &[Value]) -> Resul
         let list = api
             .list_metadata(&ListParams::default().labels(&selector))
             .await
-            .map_err(|source| Error::List { kind: k.kind.into(), source })?;
+            .map_err(|source| Error::List {
+                kind: k.kind.into(),
+                source,
+            })?;
         for item in list.items {
             let name = item.name_any();
-            let wanted = desired.iter().any(|d| d["kind"] == k.kind && d["metadata"]["name"] == name.as_str());
+            let wanted = desired
+                .iter()
+                .any(|d| d["kind"] == k.kind && d["metadata"]["name"] == name.as_str());
             if wanted {
                 continue;
             }
@@ -183,7 +311,13 @@ pub async fn prune(client: &Client, namespace: &str, desired: &[Value]) -> Resul
                     tracing::info!(kind = k.kind, name, "pruned");
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => return Err(Error::Delete { kind: k.kind.into(), name, source }),
+                Err(source) => {
+                    return Err(Error::Delete {
+                        kind: k.kind.into(),
+                        name,
+                        source,
+                    });
+                }
             }
         }
     }
@@ -200,13 +334,22 @@ pub async fn delete_cluster_scoped(client: &Client, namespace: &str) -> Result<u
         let list = api
             .list_metadata(&ListParams::default().labels(&selector))
             .await
-            .map_err(|source| Error::List { kind: k.kind.into(), source })?;
+            .map_err(|source| Error::List {
+                kind: k.kind.into(),
+                source,
+            })?;
         for item in list.items {
             let name = item.name_any();
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => deleted += 1,
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => return Err(Error::Delete { kind: k.kind.into(), name, source }),
+                Err(source) => {
+                    return Err(Error::Delete {
+                        kind: k.kind.into(),
+                        name,
+                        source,
+                    });
+                }
             }
         }
     }
@@ -227,16 +370,24 @@ mod tests {
     #[test]
     fn a_changed_or_missing_field_is_not_contained() {
         let desired = json!({"spec": {"containers": [{"args": ["--log-level=debug"]}]}});
-        assert!(!contains(&json!({"spec": {"containers": [{"args": ["--log-level=info"]}]}}), &desired));
+        assert!(!contains(
+            &json!({"spec": {"containers": [{"args": ["--log-level=info"]}]}}),
+            &desired
+        ));
         assert!(!contains(&json!({"spec": {}}), &desired));
-        assert!(!contains(&json!({"spec": {"containers": [{"args": ["--log-level=debug"]}, {"args": []}]}}), &desired));
+        assert!(!contains(
+            &json!({"spec": {"containers": [{"args": ["--log-level=debug"]}, {"args": []}]}}),
+            &desired
+        ));
         assert!(contains(&json!({"n": 1.0}), &json!({"n": 1})));
     }
 
     #[test]
     fn every_rendered_kind_is_known() {
         let cr: MetalLB = serde_json::from_value(json!({"apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": {"name": "metallb"}, "spec": {"bgpBackend": "frr"}})).unwrap();
-        for o in crate::render::render(&cr, "metallb-system", &crate::render::Images::release()).unwrap() {
+        for o in
+            crate::render::render(&cr, "metallb-system", &crate::render::Images::release()).unwrap()
+        {
             kind_of(&o).unwrap();
         }
     }

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -54,9 +54,15 @@ pub enum Error {
     #[error(transparent)]
     Apply(#[from] apply::Error),
     #[error("failed to label namespace {namespace} for PodSecurity: {source}")]
-    PodSecurity { namespace: String, source: kube::Error },
+    PodSecurity {
+        namespace: String,
+        source: kube::Error,
+    },
     #[error("failed to read the {what}: {source}")]
-    Read { what: &'static str, source: kube::Error },
+    Read {
+        what: &'static str,
+        source: kube::Error,
+    },
     #[error("failed to write the MetalLB status: {0}")]
     Status(kube::Error),
     #[error("finalizer: {0}")]
@@ -68,32 +74,68 @@ pub async fn run(ctx: Arc<Context>) {
     let client = ctx.client.clone();
     let ns = ctx.namespace.clone();
     let owned = watcher::Config::default().labels(&apply::owned_selector(&ns));
-    Controller::new(Api::<MetalLB>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Deployment>::namespaced(client.clone(), &ns), owned.clone())
-        .owns(Api::<DaemonSet>::namespaced(client.clone(), &ns), owned.clone())
-        .owns(Api::<ServiceAccount>::namespaced(client.clone(), &ns), owned.clone())
-        .owns(Api::<ConfigMap>::namespaced(client.clone(), &ns), owned.clone())
-        .owns(Api::<Secret>::namespaced(client.clone(), &ns), owned.clone())
-        .owns(Api::<Service>::namespaced(client.clone(), &ns), owned.clone())
-        .owns(Api::<Role>::namespaced(client.clone(), &ns), owned.clone())
-        .owns(Api::<RoleBinding>::namespaced(client.clone(), &ns), owned.clone())
-        .watches(Api::<ClusterRole>::all(client.clone()), owned.clone(), to_cr(&ns))
-        .watches(Api::<ClusterRoleBinding>::all(client.clone()), owned.clone(), to_cr(&ns))
-        .watches(Api::<ValidatingWebhookConfiguration>::all(client.clone()), owned.clone(), to_cr(&ns))
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default().fields(&format!("metadata.name={ns}")),
-            to_cr(&ns),
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
-                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
-            }
-        })
-        .await;
+    Controller::new(
+        Api::<MetalLB>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Deployment>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(
+        Api::<DaemonSet>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(
+        Api::<ServiceAccount>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(
+        Api::<ConfigMap>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(
+        Api::<Secret>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(
+        Api::<Service>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(Api::<Role>::namespaced(client.clone(), &ns), owned.clone())
+    .owns(
+        Api::<RoleBinding>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .watches(
+        Api::<ClusterRole>::all(client.clone()),
+        owned.clone(),
+        to_cr(&ns),
+    )
+    .watches(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        owned.clone(),
+        to_cr(&ns),
+    )
+    .watches(
+        Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+        owned.clone(),
+        to_cr(&ns),
+    )
+    .watches(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default().fields(&format!("metadata.name={ns}")),
+        to_cr(&ns),
+    )
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        match result {
+            Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+            Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+        }
+    })
+    .await;
 }
 
 /// Maps any watched object to the one MetalLB resource it belongs to.
@@ -132,7 +174,11 @@ async fn not_honoured(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
         cr.namespace().unwrap_or_default(),
         cr.name_any()
     );
-    let reason = if cr.name_any() != names::METALLB_CR { "IncorrectMetalLBResourceName" } else { "NotInOperatorNamespace" };
+    let reason = if cr.name_any() != names::METALLB_CR {
+        "IncorrectMetalLBResourceName"
+    } else {
+        "NotInOperatorNamespace"
+    };
     let observed = status::Observed {
         generation: cr.metadata.generation.unwrap_or(0),
         problem: Some(status::Problem { reason, message }),
@@ -151,7 +197,10 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
             // An invalid spec waits for the user to change it.
             let observed = status::Observed {
                 generation,
-                problem: Some(status::Problem { reason: "InvalidSpec", message: e.to_string() }),
+                problem: Some(status::Problem {
+                    reason: "InvalidSpec",
+                    message: e.to_string(),
+                }),
                 ..Default::default()
             };
             publish(ctx, cr, EventType::Warning, "InvalidSpec", &e.to_string()).await;
@@ -168,7 +217,10 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
             Err(e) => {
                 let observed = status::Observed {
                     generation,
-                    problem: Some(status::Problem { reason: e.reason(), message: e.to_string() }),
+                    problem: Some(status::Problem {
+                        reason: e.reason(),
+                        message: e.to_string(),
+                    }),
                     ..Default::default()
                 };
                 publish(ctx, cr, EventType::Warning, e.reason(), &e.to_string()).await;
@@ -188,11 +240,17 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
         controller: deployments
             .get_opt(names::CONTROLLER_DEPLOYMENT)
             .await
-            .map_err(|source| Error::Read { what: "controller Deployment", source })?,
+            .map_err(|source| Error::Read {
+                what: "controller Deployment",
+                source,
+            })?,
         speaker: daemonsets
             .get_opt(names::SPEAKER_DAEMONSET)
             .await
-            .map_err(|source| Error::Read { what: "speaker DaemonSet", source })?,
+            .map_err(|source| Error::Read {
+                what: "speaker DaemonSet",
+                source,
+            })?,
         problem: None,
     };
     write_status(cr, ctx, &observed).await?;
@@ -210,8 +268,16 @@ async fn cleanup(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Writes the conditions and observedGeneration, only when they changed.
-async fn write_status(cr: &MetalLB, ctx: &Context, observed: &status::Observed) -> Result<(), Error> {
-    let previous = cr.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+async fn write_status(
+    cr: &MetalLB,
+    ctx: &Context,
+    observed: &status::Observed,
+) -> Result<(), Error> {
+    let previous = cr
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
     let ours = status::conditions(observed, &previous, now);
     let conditions = status::merge_foreign(ours, &previous);
@@ -221,16 +287,24 @@ async fn write_status(cr: &MetalLB, ctx: &Context, observed: &status::Observed) 
     if unchanged {
         return Ok(());
     }
-    let status = MetalLBStatus { conditions: Some(conditions), observed_generation: generation };
+    let status = MetalLBStatus {
+        conditions: Some(conditions),
+        observed_generation: generation,
+    };
     let patch = json!({
         "apiVersion": "metallb.io/v1beta1",
         "kind": "MetalLB",
         "status": status,
     });
-    let api: Api<MetalLB> = Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
-    api.patch_status(&cr.name_any(), &PatchParams::apply(field_managers::OPERATOR).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(Error::Status)?;
+    let api: Api<MetalLB> =
+        Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
+    api.patch_status(
+        &cr.name_any(),
+        &PatchParams::apply(field_managers::OPERATOR).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
     Ok(())
 }
 
@@ -249,5 +323,8 @@ async fn publish(ctx: &Context, cr: &MetalLB, type_: EventType, reason: &str, no
 
 /// The Event reporter of the operator.
 pub fn reporter() -> Reporter {
-    Reporter { controller: field_managers::OPERATOR.into(), instance: std::env::var("POD_NAME").ok() }
+    Reporter {
+        controller: field_managers::OPERATOR.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
 }

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use metallb_api::constants::field_managers;
@@ -28,12 +28,19 @@ const LABELS: [&str; 3] = [
 ];
 
 fn managed(cr: &MetalLB) -> bool {
-    cr.metadata.annotations.as_ref().and_then(|a| a.get(MANAGE_ANNOTATION)).is_none_or(|v| v != "false")
+    cr.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MANAGE_ANNOTATION))
+        .is_none_or(|v| v != "false")
 }
 
 /// The labels we want, and whether the namespace already has them.
 fn wanted() -> BTreeMap<String, String> {
-    LABELS.iter().map(|l| (l.to_string(), "privileged".to_string())).collect()
+    LABELS
+        .iter()
+        .map(|l| (l.to_string(), "privileged".to_string()))
+        .collect()
 }
 
 /// Sets the labels unless the namespace already carries them (no write in a steady state).
@@ -42,8 +49,17 @@ pub async fn ensure(client: &Client, namespace: &str, cr: &MetalLB) -> Result<()
         return Ok(());
     }
     let api: Api<Namespace> = Api::all(client.clone());
-    let err = |source| Error::PodSecurity { namespace: namespace.to_string(), source };
-    let current = api.get(namespace).await.map_err(err)?.metadata.labels.unwrap_or_default();
+    let err = |source| Error::PodSecurity {
+        namespace: namespace.to_string(),
+        source,
+    };
+    let current = api
+        .get(namespace)
+        .await
+        .map_err(err)?
+        .metadata
+        .labels
+        .unwrap_or_default();
     if wanted().iter().all(|(k, v)| current.get(k) == Some(v)) {
         return Ok(());
     }
@@ -61,16 +77,27 @@ pub async fn release(client: &Client, namespace: &str, cr: &MetalLB) -> Result<(
     let api: Api<Namespace> = Api::all(client.clone());
     apply(&api, namespace, json!({}))
         .await
-        .map_err(|source| Error::PodSecurity { namespace: namespace.to_string(), source })
+        .map_err(|source| Error::PodSecurity {
+            namespace: namespace.to_string(),
+            source,
+        })
 }
 
-async fn apply(api: &Api<Namespace>, namespace: &str, labels: serde_json::Value) -> Result<(), kube::Error> {
+async fn apply(
+    api: &Api<Namespace>,
+    namespace: &str,
+    labels: serde_json::Value,
+) -> Result<(), kube::Error> {
     let patch = json!({
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": { "name": namespace, "labels": labels },
     });
-    api.patch(namespace, &PatchParams::apply(field_managers::OPERATOR_POD_SECURITY).force(), &Patch::Apply(&patch))
-        .await
-        .map(|_| ())
+    api.patch(
+        namespace,
+        &PatchParams::apply(field_managers::OPERATOR_POD_SECURITY).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
 }

@@ -43,22 +43,32 @@ pub enum Rollout {
 }
 
 pub fn deployment_rollout(d: Option<&Deployment>) -> Rollout {
-    let Some(d) = d else { return Rollout::Missing("the controller Deployment does not exist yet".into()) };
+    let Some(d) = d else {
+        return Rollout::Missing("the controller Deployment does not exist yet".into());
+    };
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let st = d.status.clone().unwrap_or_default();
     let generation = d.metadata.generation.unwrap_or(0);
     let ready = st.ready_replicas.unwrap_or(0);
     let updated = st.updated_replicas.unwrap_or(0);
     let total = st.replicas.unwrap_or(0);
-    if st.observed_generation.unwrap_or(0) >= generation && ready == want && updated == want && total == want {
+    if st.observed_generation.unwrap_or(0) >= generation
+        && ready == want
+        && updated == want
+        && total == want
+    {
         Rollout::Ready
     } else {
-        Rollout::InProgress(format!("controller: {updated}/{want} updated, {ready}/{want} ready"))
+        Rollout::InProgress(format!(
+            "controller: {updated}/{want} updated, {ready}/{want} ready"
+        ))
     }
 }
 
 pub fn daemonset_rollout(ds: Option<&DaemonSet>) -> Rollout {
-    let Some(ds) = ds else { return Rollout::Missing("the speaker DaemonSet does not exist yet".into()) };
+    let Some(ds) = ds else {
+        return Rollout::Missing("the speaker DaemonSet does not exist yet".into());
+    };
     let st = ds.status.clone().unwrap_or_default();
     let generation = ds.metadata.generation.unwrap_or(0);
     let desired = st.desired_number_scheduled;
@@ -73,11 +83,19 @@ pub fn daemonset_rollout(ds: Option<&DaemonSet>) -> Rollout {
     {
         Rollout::Ready
     } else {
-        Rollout::InProgress(format!("speakers: {updated}/{desired} updated, {ready}/{desired} ready"))
+        Rollout::InProgress(format!(
+            "speakers: {updated}/{desired} updated, {ready}/{desired} ready"
+        ))
     }
 }
 
-fn condition(type_: &str, status: bool, reason: &str, message: String, generation: i64) -> Condition {
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: i64,
+) -> Condition {
     Condition {
         type_: type_.into(),
         status: if status { "True" } else { "False" }.into(),
@@ -104,10 +122,17 @@ pub fn conditions(observed: &Observed, previous: &[Condition], now: Time) -> Vec
         let s = daemonset_rollout(observed.speaker.as_ref());
         match (&c, &s) {
             (Rollout::Ready, Rollout::Ready) => {
-                let msg = "the controller and every speaker are running the current configuration".to_string();
+                let msg = "the controller and every speaker are running the current configuration"
+                    .to_string();
                 vec![
                     condition(AVAILABLE, true, "AllComponentsReady", msg.clone(), g),
-                    condition(UPGRADEABLE, true, "AsExpected", "no rollout in progress".into(), g),
+                    condition(
+                        UPGRADEABLE,
+                        true,
+                        "AsExpected",
+                        "no rollout in progress".into(),
+                        g,
+                    ),
                     condition(PROGRESSING, false, "RolloutComplete", msg, g),
                     condition(DEGRADED, false, "AsExpected", "no problem found".into(), g),
                 ]
@@ -121,7 +146,11 @@ pub fn conditions(observed: &Observed, previous: &[Condition], now: Time) -> Vec
                     })
                     .collect();
                 let msg = parts.join("; ");
-                let reason = if matches!(c, Rollout::Ready) { "SpeakersNotReady" } else { "ControllerNotReady" };
+                let reason = if matches!(c, Rollout::Ready) {
+                    "SpeakersNotReady"
+                } else {
+                    "ControllerNotReady"
+                };
                 vec![
                     condition(AVAILABLE, false, reason, msg.clone(), g),
                     condition(UPGRADEABLE, false, "RolloutInProgress", msg.clone(), g),
@@ -143,7 +172,9 @@ pub fn conditions(observed: &Observed, previous: &[Condition], now: Time) -> Vec
 /// Carries over conditions this module does not own (such as ConfigMigrated).
 pub fn merge_foreign(mut ours: Vec<Condition>, previous: &[Condition]) -> Vec<Condition> {
     for p in previous {
-        if ![AVAILABLE, PROGRESSING, DEGRADED, UPGRADEABLE].contains(&p.type_.as_str()) && !ours.iter().any(|c| c.type_ == p.type_) {
+        if ![AVAILABLE, PROGRESSING, DEGRADED, UPGRADEABLE].contains(&p.type_.as_str())
+            && !ours.iter().any(|c| c.type_ == p.type_)
+        {
             ours.push(p.clone());
         }
     }
@@ -153,7 +184,15 @@ pub fn merge_foreign(mut ours: Vec<Condition>, previous: &[Condition]) -> Vec<Co
 /// Whether two condition lists say the same thing (same types, statuses, reasons, messages and
 /// generations): if so, the status is not written.
 pub fn same(a: &[Condition], b: &[Condition]) -> bool {
-    let key = |c: &Condition| (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone(), c.observed_generation);
+    let key = |c: &Condition| {
+        (
+            c.type_.clone(),
+            c.status.clone(),
+            c.reason.clone(),
+            c.message.clone(),
+            c.observed_generation,
+        )
+    };
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
 }
 
@@ -170,8 +209,14 @@ mod tests {
 
     fn deployment(generation: i64, observed: i64, ready: i32) -> Deployment {
         Deployment {
-            metadata: ObjectMeta { generation: Some(generation), ..Default::default() },
-            spec: Some(DeploymentSpec { replicas: Some(1), ..Default::default() }),
+            metadata: ObjectMeta {
+                generation: Some(generation),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                ..Default::default()
+            }),
             status: Some(DeploymentStatus {
                 observed_generation: Some(observed),
                 replicas: Some(1),
@@ -184,7 +229,10 @@ mod tests {
 
     fn daemonset(desired: i32, ready: i32) -> DaemonSet {
         DaemonSet {
-            metadata: ObjectMeta { generation: Some(1), ..Default::default() },
+            metadata: ObjectMeta {
+                generation: Some(1),
+                ..Default::default()
+            },
             spec: None,
             status: Some(DaemonSetStatus {
                 observed_generation: Some(1),
@@ -199,12 +247,19 @@ mod tests {
     }
 
     fn summary(cs: &[Condition]) -> Vec<String> {
-        cs.iter().map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message)).collect()
+        cs.iter()
+            .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+            .collect()
     }
 
     #[test]
     fn ready_components_make_the_resource_available_and_upgradeable() {
-        let o = Observed { generation: 3, controller: Some(deployment(2, 2, 1)), speaker: Some(daemonset(3, 3)), problem: None };
+        let o = Observed {
+            generation: 3,
+            controller: Some(deployment(2, 2, 1)),
+            speaker: Some(daemonset(3, 3)),
+            problem: None,
+        };
         assert_eq!(
             summary(&conditions(&o, &[], t(10))),
             [
@@ -218,41 +273,75 @@ mod tests {
 
     #[test]
     fn a_rollout_in_progress_says_how_far_it_got() {
-        let o = Observed { generation: 1, controller: Some(deployment(2, 1, 0)), speaker: Some(daemonset(3, 1)), problem: None };
+        let o = Observed {
+            generation: 1,
+            controller: Some(deployment(2, 1, 0)),
+            speaker: Some(daemonset(3, 1)),
+            problem: None,
+        };
         assert_eq!(
             summary(&conditions(&o, &[], t(10)))[2],
             "Progressing=True RollingOut: controller: 1/1 updated, 0/1 ready; speakers: 3/3 updated, 1/3 ready"
         );
-        let o = Observed { generation: 1, controller: None, speaker: Some(daemonset(3, 3)), problem: None };
-        assert_eq!(summary(&conditions(&o, &[], t(10)))[0], "Available=False ControllerNotReady: the controller Deployment does not exist yet");
+        let o = Observed {
+            generation: 1,
+            controller: None,
+            speaker: Some(daemonset(3, 3)),
+            problem: None,
+        };
+        assert_eq!(
+            summary(&conditions(&o, &[], t(10)))[0],
+            "Available=False ControllerNotReady: the controller Deployment does not exist yet"
+        );
     }
 
     #[test]
     fn a_problem_is_degraded_with_its_reason() {
         let o = Observed {
             generation: 1,
-            problem: Some(Problem { reason: "IncorrectMetalLBResourceName", message: "only metallb is honoured".into() }),
+            problem: Some(Problem {
+                reason: "IncorrectMetalLBResourceName",
+                message: "only metallb is honoured".into(),
+            }),
             ..Default::default()
         };
         let cs = conditions(&o, &[], t(10));
-        assert_eq!(summary(&cs)[3], "Degraded=True IncorrectMetalLBResourceName: only metallb is honoured");
-        assert!(cs.iter().all(|c| c.reason == "IncorrectMetalLBResourceName"));
+        assert_eq!(
+            summary(&cs)[3],
+            "Degraded=True IncorrectMetalLBResourceName: only metallb is honoured"
+        );
+        assert!(
+            cs.iter()
+                .all(|c| c.reason == "IncorrectMetalLBResourceName")
+        );
     }
 
     #[test]
     fn transition_times_change_only_with_the_status() {
-        let ready = Observed { generation: 1, controller: Some(deployment(1, 1, 1)), speaker: Some(daemonset(1, 1)), problem: None };
+        let ready = Observed {
+            generation: 1,
+            controller: Some(deployment(1, 1, 1)),
+            speaker: Some(daemonset(1, 1)),
+            problem: None,
+        };
         let first = conditions(&ready, &[], t(10));
         let again = conditions(&ready, &first, t(20));
         assert!(same(&first, &again));
         assert!(again.iter().all(|c| c.last_transition_time == t(10)));
-        let rolling = Observed { speaker: Some(daemonset(1, 0)), ..ready };
+        let rolling = Observed {
+            speaker: Some(daemonset(1, 0)),
+            ..ready
+        };
         let next = conditions(&rolling, &again, t(30));
         assert!(!same(&again, &next));
         let avail = next.iter().find(|c| c.type_ == AVAILABLE).unwrap();
         assert_eq!(avail.last_transition_time, t(30));
         let degraded = next.iter().find(|c| c.type_ == DEGRADED).unwrap();
-        assert_eq!(degraded.last_transition_time, t(10), "Degraded stayed False");
+        assert_eq!(
+            degraded.last_transition_time,
+            t(10),
+            "Degraded stayed False"
+        );
     }
 
     #[test]

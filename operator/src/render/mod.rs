@@ -24,20 +24,47 @@ pub enum Error {
     #[error("invalid MetalLB spec: {0}")]
     InvalidSpec(String),
     #[error("failed to render template {template}: {source}")]
-    Template { template: &'static str, source: Box<RenderError> },
+    Template {
+        template: &'static str,
+        source: Box<RenderError>,
+    },
     #[error("failed to parse rendered template {template}: {message}")]
-    Yaml { template: &'static str, message: String },
+    Yaml {
+        template: &'static str,
+        message: String,
+    },
 }
 
 /// The templates, in apply order: identities and permissions first, workloads last.
 const TEMPLATES: [(&str, &str); 7] = [
-    ("serviceaccounts", include_str!("../../../manifests/templates/serviceaccounts.yaml.hbs")),
-    ("rbac", include_str!("../../../manifests/templates/rbac.yaml.hbs")),
-    ("config", include_str!("../../../manifests/templates/config.yaml.hbs")),
-    ("frr", include_str!("../../../manifests/templates/frr.yaml.hbs")),
-    ("webhook", include_str!("../../../manifests/templates/webhook.yaml.hbs")),
-    ("controller", include_str!("../../../manifests/templates/controller.yaml.hbs")),
-    ("speaker", include_str!("../../../manifests/templates/speaker.yaml.hbs")),
+    (
+        "serviceaccounts",
+        include_str!("../../../manifests/templates/serviceaccounts.yaml.hbs"),
+    ),
+    (
+        "rbac",
+        include_str!("../../../manifests/templates/rbac.yaml.hbs"),
+    ),
+    (
+        "config",
+        include_str!("../../../manifests/templates/config.yaml.hbs"),
+    ),
+    (
+        "frr",
+        include_str!("../../../manifests/templates/frr.yaml.hbs"),
+    ),
+    (
+        "webhook",
+        include_str!("../../../manifests/templates/webhook.yaml.hbs"),
+    ),
+    (
+        "controller",
+        include_str!("../../../manifests/templates/controller.yaml.hbs"),
+    ),
+    (
+        "speaker",
+        include_str!("../../../manifests/templates/speaker.yaml.hbs"),
+    ),
 ];
 
 /// Renders every object for `cr` in `namespace`.
@@ -55,9 +82,14 @@ pub fn render_values(values: &Values) -> Result<Vec<Value>, Error> {
         if name == "frr" && !values.frr {
             continue;
         }
-        let text = hb.render(name, &data).map_err(|e| Error::Template { template: name, source: Box::new(e) })?;
-        let docs = metallb_api::manifest::documents(name, &text)
-            .map_err(|e| Error::Yaml { template: name, message: e.to_string() })?;
+        let text = hb.render(name, &data).map_err(|e| Error::Template {
+            template: name,
+            source: Box::new(e),
+        })?;
+        let docs = metallb_api::manifest::documents(name, &text).map_err(|e| Error::Yaml {
+            template: name,
+            message: e.to_string(),
+        })?;
         objects.extend(docs.into_iter().map(|d| d.value));
     }
     Ok(objects)
@@ -81,7 +113,8 @@ fn engine() -> Handlebars<'static> {
     hb.register_helper("concat", Box::new(ConcatHelper));
     hb.register_helper("string", Box::new(StringHelper));
     for (name, text) in TEMPLATES {
-        hb.register_template_string(name, text).expect("templates compile (checked by tests)");
+        hb.register_template_string(name, text)
+            .expect("templates compile (checked by tests)");
     }
     hb
 }
@@ -98,7 +131,9 @@ impl HelperDef for JsonHelper {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
-        Ok(ScopedJson::Derived(Value::String(serde_json::to_string(&v).expect("JSON values serialize"))))
+        Ok(ScopedJson::Derived(Value::String(
+            serde_json::to_string(&v).expect("JSON values serialize"),
+        )))
     }
 }
 
@@ -112,7 +147,10 @@ impl HelperDef for MergeHelper {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let mut base = h.param(0).map(|p| p.value().clone()).unwrap_or_else(|| json!({}));
+        let mut base = h
+            .param(0)
+            .map(|p| p.value().clone())
+            .unwrap_or_else(|| json!({}));
         for (k, v) in h.hash() {
             base[*k] = v.value().clone();
         }
@@ -145,7 +183,9 @@ impl HelperDef for StringHelper {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        Ok(ScopedJson::Derived(Value::String(h.param(0).map(|p| scalar(p.value())).unwrap_or_default())))
+        Ok(ScopedJson::Derived(Value::String(
+            h.param(0).map(|p| scalar(p.value())).unwrap_or_default(),
+        )))
     }
 }
 

@@ -11,7 +11,11 @@ fn cr(yaml: &str) -> MetalLB {
 }
 
 fn sample(name: &str) -> MetalLB {
-    let text = std::fs::read_to_string(format!("{}/../manifests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/../manifests/samples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     cr(&text)
 }
 
@@ -35,7 +39,10 @@ fn default_resource_renders_the_native_deployment() {
 
 #[test]
 fn every_field_renders_with_the_frr_sidecars() {
-    insta::assert_snapshot!("full-frr", to_yaml(&render_cr(&sample("metallb-full.yaml"))));
+    insta::assert_snapshot!(
+        "full-frr",
+        to_yaml(&render_cr(&sample("metallb-full.yaml")))
+    );
 }
 
 #[test]
@@ -45,9 +52,18 @@ fn native_with_pod_settings_renders_without_frr_parts() {
     );
     let objects = render_cr(&cr(&yaml));
     insta::assert_snapshot!("native-settings", to_yaml(&objects));
-    assert!(!objects.iter().any(|o| o["metadata"]["name"] == "frr-startup"));
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "frr-startup")
+    );
     let ds = find(&objects, "DaemonSet", "speaker");
-    let names: Vec<&str> = ds["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = ds["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["speaker"]);
 }
 
@@ -58,16 +74,46 @@ fn every_spec_field_reaches_the_workloads() {
     let ds = &find(&objects, "DaemonSet", "speaker")["spec"]["template"];
     let c = &dep["spec"]["containers"][0];
     let s = &ds["spec"]["containers"][0];
-    assert!(c["args"].as_array().unwrap().contains(&Value::from("--log-level=debug")));
-    assert!(c["args"].as_array().unwrap().contains(&Value::from("--lb-class=metallb.io/metallb")));
-    assert!(s["args"].as_array().unwrap().contains(&Value::from("--lb-class=metallb.io/metallb")));
-    assert!(s["args"].as_array().unwrap().contains(&Value::from("--gratuitous-arp-interval=30s")));
-    assert_eq!(dep["spec"]["nodeSelector"]["node-role.kubernetes.io/infra"], "");
+    assert!(
+        c["args"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("--log-level=debug"))
+    );
+    assert!(
+        c["args"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("--lb-class=metallb.io/metallb"))
+    );
+    assert!(
+        s["args"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("--lb-class=metallb.io/metallb"))
+    );
+    assert!(
+        s["args"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("--gratuitous-arp-interval=30s"))
+    );
+    assert_eq!(
+        dep["spec"]["nodeSelector"]["node-role.kubernetes.io/infra"],
+        ""
+    );
     assert_eq!(dep["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
     assert_eq!(ds["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
-    assert_eq!(dep["spec"]["tolerations"][0]["key"], "node-role.kubernetes.io/infra");
-    let speaker_tolerations: Vec<&str> =
-        ds["spec"]["tolerations"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        dep["spec"]["tolerations"][0]["key"],
+        "node-role.kubernetes.io/infra"
+    );
+    let speaker_tolerations: Vec<&str> = ds["spec"]["tolerations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
     assert_eq!(
         speaker_tolerations,
         [
@@ -80,17 +126,40 @@ fn every_spec_field_reaches_the_workloads() {
     assert_eq!(dep["spec"]["priorityClassName"], "system-cluster-critical");
     assert_eq!(dep["spec"]["runtimeClassName"], "runc");
     assert_eq!(ds["spec"]["priorityClassName"], "system-node-critical");
-    assert_eq!(dep["metadata"]["annotations"]["example.com/team"], "network");
+    assert_eq!(
+        dep["metadata"]["annotations"]["example.com/team"],
+        "network"
+    );
     assert_eq!(ds["metadata"]["annotations"]["example.com/team"], "network");
     assert_eq!(c["resources"]["limits"]["memory"], "64Mi");
     assert_eq!(s["resources"]["requests"]["memory"], "20Mi");
-    assert_eq!(dep["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"], 100);
-    assert_eq!(ds["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"], 10);
+    assert_eq!(
+        dep["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+            [0]["weight"],
+        100
+    );
+    assert_eq!(
+        ds["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+            [0]["weight"],
+        10
+    );
     // frr backend: the sidecars, their config, and the backend on both components.
-    let containers: Vec<&str> = ds["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let containers: Vec<&str> = ds["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(containers, ["speaker", "frr", "reloader"]);
     find(&objects, "ConfigMap", "frr-startup");
-    let env = |c: &Value, name: &str| c["env"].as_array().unwrap().iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+    let env = |c: &Value, name: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
     assert_eq!(env(c, "METALLB_BGP_TYPE"), Some("frr".into()));
     assert_eq!(env(s, "METALLB_BGP_TYPE"), Some("frr".into()));
 }
@@ -100,11 +169,17 @@ fn the_controller_pod_satisfies_the_restricted_pod_security_standard() {
     let objects = render_cr(&cr(NATIVE));
     let pod = &find(&objects, "Deployment", "controller")["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     assert!(pod.get("hostNetwork").is_none());
     for c in pod["containers"].as_array().unwrap() {
         assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
-        assert_eq!(c["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(
+            c["securityContext"]["capabilities"]["drop"],
+            serde_json::json!(["ALL"])
+        );
         assert!(c["securityContext"]["capabilities"].get("add").is_none());
     }
 }
@@ -112,29 +187,64 @@ fn the_controller_pod_satisfies_the_restricted_pod_security_standard() {
 #[test]
 fn every_object_is_labelled_with_its_owner_and_namespaced_ones_are_in_the_namespace() {
     for o in render_cr(&cr(NATIVE)) {
-        assert_eq!(o["metadata"]["labels"]["metallb.io/owner"], "metallb-system.metallb", "{}", o["metadata"]["name"]);
-        assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/managed-by"], "metallb-operator");
-        let cluster_scoped = matches!(o["kind"].as_str(), Some("ClusterRole" | "ClusterRoleBinding" | "ValidatingWebhookConfiguration"));
-        assert_eq!(o["metadata"]["namespace"].is_null(), cluster_scoped, "{}", o["metadata"]["name"]);
+        assert_eq!(
+            o["metadata"]["labels"]["metallb.io/owner"], "metallb-system.metallb",
+            "{}",
+            o["metadata"]["name"]
+        );
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "metallb-operator"
+        );
+        let cluster_scoped = matches!(
+            o["kind"].as_str(),
+            Some("ClusterRole" | "ClusterRoleBinding" | "ValidatingWebhookConfiguration")
+        );
+        assert_eq!(
+            o["metadata"]["namespace"].is_null(),
+            cluster_scoped,
+            "{}",
+            o["metadata"]["name"]
+        );
     }
 }
 
 #[test]
 fn user_values_cannot_break_the_yaml() {
-    let yaml = format!("{NATIVE}spec:\n  controllerConfig:\n    annotations:\n      evil: \"x\\n  injected: true\"\n");
+    let yaml = format!(
+        "{NATIVE}spec:\n  controllerConfig:\n    annotations:\n      evil: \"x\\n  injected: true\"\n"
+    );
     let objects = render_cr(&cr(&yaml));
-    let annotations = &find(&objects, "Deployment", "controller")["spec"]["template"]["metadata"]["annotations"];
-    assert_eq!(annotations, &serde_json::json!({"evil": "x\n  injected: true"}));
+    let annotations =
+        &find(&objects, "Deployment", "controller")["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        annotations,
+        &serde_json::json!({"evil": "x\n  injected: true"})
+    );
 }
 
 #[test]
 fn unsupported_backends_and_levels_are_refused() {
     for (spec, want) in [
-        ("bgpBackend: frr-k8s", "bgpBackend \"frr-k8s\" is not supported: supported values are \"native\" (the default) and \"frr\""),
-        ("logLevel: chatty", "logLevel \"chatty\" is not one of all, debug, info, warn, error, none"),
-        ("speakerGratuitousARPInterval: 100ms", "speakerGratuitousARPInterval must be 0 or at least 1s"),
+        (
+            "bgpBackend: frr-k8s",
+            "bgpBackend \"frr-k8s\" is not supported: supported values are \"native\" (the default) and \"frr\"",
+        ),
+        (
+            "logLevel: chatty",
+            "logLevel \"chatty\" is not one of all, debug, info, warn, error, none",
+        ),
+        (
+            "speakerGratuitousARPInterval: 100ms",
+            "speakerGratuitousARPInterval must be 0 or at least 1s",
+        ),
     ] {
-        let err = render(&cr(&format!("{NATIVE}spec: {{{spec}}}\n")), "metallb-system", &Images::release()).unwrap_err();
+        let err = render(
+            &cr(&format!("{NATIVE}spec: {{{spec}}}\n")),
+            "metallb-system",
+            &Images::release(),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), format!("invalid MetalLB spec: {want}"));
     }
 }
@@ -143,6 +253,12 @@ fn unsupported_backends_and_levels_are_refused() {
 fn namespace_is_honoured_everywhere() {
     let objects = render(&cr(NATIVE), "lb", &Images::release()).unwrap();
     let text = to_yaml(&objects);
-    assert!(!text.contains("metallb-system"), "the default namespace leaked into a render for another one");
-    assert_eq!(find(&objects, "ClusterRole", "lb:controller")["kind"], "ClusterRole");
+    assert!(
+        !text.contains("metallb-system"),
+        "the default namespace leaked into a render for another one"
+    );
+    assert_eq!(
+        find(&objects, "ClusterRole", "lb:controller")["kind"],
+        "ClusterRole"
+    );
 }

@@ -21,7 +21,12 @@ pub struct Images {
 impl Images {
     /// `CONTROLLER_IMAGE`, `SPEAKER_IMAGE`, `FRR_IMAGE`, or the release's own images.
     pub fn from_env() -> Self {
-        let var = |name: &str, default: String| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default);
+        let var = |name: &str, default: String| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default)
+        };
         let release = Self::release();
         Self {
             controller: var("CONTROLLER_IMAGE", release.controller),
@@ -32,7 +37,11 @@ impl Images {
 
     /// The release's own images.
     pub fn release() -> Self {
-        Self { controller: images::controller(), speaker: images::speaker(), frr: images::FRR.to_string() }
+        Self {
+            controller: images::controller(),
+            speaker: images::speaker(),
+            frr: images::FRR.to_string(),
+        }
     }
 }
 
@@ -104,19 +113,34 @@ const LOG_LEVELS: [&str; 6] = ["all", "debug", "info", "warn", "error", "none"];
 
 impl Values {
     pub fn from_spec(spec: &MetalLBSpec, namespace: &str, images: &Images) -> Result<Self, String> {
-        let log_level = spec.log_level.clone().filter(|l| !l.is_empty()).unwrap_or_else(|| "info".into());
+        let log_level = spec
+            .log_level
+            .clone()
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "info".into());
         if !LOG_LEVELS.contains(&log_level.as_str()) {
-            return Err(format!("logLevel {log_level:?} is not one of {}", LOG_LEVELS.join(", ")));
+            return Err(format!(
+                "logLevel {log_level:?} is not one of {}",
+                LOG_LEVELS.join(", ")
+            ));
         }
-        let backend = spec.bgp_backend.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "native".into());
+        let backend = spec
+            .bgp_backend
+            .clone()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "native".into());
         if !SUPPORTED_BGP_BACKENDS.contains(&backend.as_str()) {
             return Err(format!(
                 "bgpBackend {backend:?} is not supported: supported values are \"native\" (the default) and \"frr\""
             ));
         }
-        let interval = spec.speaker_gratuitous_arp_interval.clone().unwrap_or_default();
+        let interval = spec
+            .speaker_gratuitous_arp_interval
+            .clone()
+            .unwrap_or_default();
         if !interval.is_empty() {
-            let d = metallb_api::duration::GoDuration::parse(&interval).map_err(|e| format!("speakerGratuitousARPInterval: {e}"))?;
+            let d = metallb_api::duration::GoDuration::parse(&interval)
+                .map_err(|e| format!("speakerGratuitousARPInterval: {e}"))?;
             if d.nanos != 0 && d.nanos < 1_000_000_000 {
                 return Err("speakerGratuitousARPInterval must be 0 or at least 1s".into());
             }
@@ -137,22 +161,33 @@ impl Values {
         let linux = [("kubernetes.io/os".to_string(), "linux".to_string())];
 
         let mut controller = pod(spec.controller_config.as_ref());
-        controller.node_selector = linux.iter().cloned().chain(spec.controller_node_selector.clone().unwrap_or_default()).collect();
+        controller.node_selector = linux
+            .iter()
+            .cloned()
+            .chain(spec.controller_node_selector.clone().unwrap_or_default())
+            .collect();
         controller.tolerations = spec.controller_tolerations.clone().unwrap_or_default();
 
         let mut speaker = pod(spec.speaker_config.as_ref());
-        speaker.node_selector = linux.iter().cloned().chain(spec.speaker_node_selector.clone().unwrap_or_default()).collect();
-        // Speakers run on control-plane nodes too, as in MetalLB's chart (tolerateMaster).
-        speaker.tolerations = ["node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane"]
-            .into_iter()
-            .map(|key| Toleration {
-                key: Some(key.into()),
-                operator: Some("Exists".into()),
-                effect: Some("NoSchedule".into()),
-                ..Default::default()
-            })
-            .chain(spec.speaker_tolerations.clone().unwrap_or_default())
+        speaker.node_selector = linux
+            .iter()
+            .cloned()
+            .chain(spec.speaker_node_selector.clone().unwrap_or_default())
             .collect();
+        // Speakers run on control-plane nodes too, as in MetalLB's chart (tolerateMaster).
+        speaker.tolerations = [
+            "node-role.kubernetes.io/master",
+            "node-role.kubernetes.io/control-plane",
+        ]
+        .into_iter()
+        .map(|key| Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoSchedule".into()),
+            ..Default::default()
+        })
+        .chain(spec.speaker_tolerations.clone().unwrap_or_default())
+        .collect();
 
         Ok(Self {
             namespace: namespace.to_string(),
@@ -169,7 +204,12 @@ impl Values {
             speaker,
             gratuitous_arp_interval: interval,
             speaker_grace_period: SPEAKER_GRACE_PERIOD_SECONDS,
-            ports: Ports { webhook: ports::WEBHOOK, metrics: ports::METRICS, health: ports::HEALTH, memberlist: ports::MEMBERLIST },
+            ports: Ports {
+                webhook: ports::WEBHOOK,
+                metrics: ports::METRICS,
+                health: ports::HEALTH,
+                memberlist: ports::MEMBERLIST,
+            },
             webhooks: webhooks(),
         })
     }
@@ -203,11 +243,41 @@ fn webhooks() -> Vec<Webhook> {
     use metallb_api::constants::webhook_paths as p;
     const CU: &[&str] = &["CREATE", "UPDATE"];
     vec![
-        Webhook { name: "ipaddresspoolvalidationwebhook.metallb.io", path: p::IPADDRESSPOOL, version: "v1beta1", resource: "ipaddresspools", operations: CU },
-        Webhook { name: "l2advertisementvalidationwebhook.metallb.io", path: p::L2ADVERTISEMENT, version: "v1beta1", resource: "l2advertisements", operations: CU },
-        Webhook { name: "bgpadvertisementvalidationwebhook.metallb.io", path: p::BGPADVERTISEMENT, version: "v1beta1", resource: "bgpadvertisements", operations: CU },
-        Webhook { name: "bgppeervalidationwebhook.metallb.io", path: p::BGPPEER, version: "v1beta2", resource: "bgppeers", operations: CU },
-        Webhook { name: "communityvalidationwebhook.metallb.io", path: p::COMMUNITY, version: "v1beta1", resource: "communities", operations: CU },
+        Webhook {
+            name: "ipaddresspoolvalidationwebhook.metallb.io",
+            path: p::IPADDRESSPOOL,
+            version: "v1beta1",
+            resource: "ipaddresspools",
+            operations: CU,
+        },
+        Webhook {
+            name: "l2advertisementvalidationwebhook.metallb.io",
+            path: p::L2ADVERTISEMENT,
+            version: "v1beta1",
+            resource: "l2advertisements",
+            operations: CU,
+        },
+        Webhook {
+            name: "bgpadvertisementvalidationwebhook.metallb.io",
+            path: p::BGPADVERTISEMENT,
+            version: "v1beta1",
+            resource: "bgpadvertisements",
+            operations: CU,
+        },
+        Webhook {
+            name: "bgppeervalidationwebhook.metallb.io",
+            path: p::BGPPEER,
+            version: "v1beta2",
+            resource: "bgppeers",
+            operations: CU,
+        },
+        Webhook {
+            name: "communityvalidationwebhook.metallb.io",
+            path: p::COMMUNITY,
+            version: "v1beta1",
+            resource: "communities",
+            operations: CU,
+        },
         // DELETE too: a BFDProfile in use by a BGPPeer cannot be deleted.
         Webhook {
             name: "bfdprofilevalidationwebhook.metallb.io",

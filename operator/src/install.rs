@@ -1,0 +1,417 @@
+//! How the operator itself is installed: the kustomize base (`manifests/operator/`) and the OLM
+//! bundle (`bundle/`), both generated here from the same pieces so they cannot disagree. Pure.
+//!
+//! The operator's RBAC is its own needs plus every permission it grants to the controller and the
+//! speakers: Kubernetes only lets a subject grant permissions it holds (RBAC escalation
+//! prevention), so these rules are derived from the rendered component roles, not written twice.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use metallb_api::constants::images;
+use metallb_api::crd;
+use metallb_api::v1beta1::MetalLB;
+
+use crate::render::{self, Images};
+
+pub const OPERATOR_NAME: &str = "metallb-operator";
+pub const PACKAGE: &str = "metallb-rs-operator";
+/// `v0.1.0` → `0.1.0`.
+pub fn semver() -> &'static str {
+    images::VERSION.trim_start_matches('v')
+}
+
+fn labels() -> Value {
+    json!({
+        "app.kubernetes.io/name": OPERATOR_NAME,
+        "app.kubernetes.io/part-of": "metallb",
+        "app.kubernetes.io/version": images::VERSION,
+    })
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+    json!({ "apiGroups": groups, "resources": resources, "verbs": verbs })
+}
+
+const ALL: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
+
+/// Rules of the operator's ClusterRole (cluster-wide) and Role (its namespace).
+pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
+    let mut cluster = vec![
+        rule(
+            &["metallb.io"],
+            &["metallbs"],
+            &["get", "list", "watch", "update", "patch"],
+        ),
+        rule(
+            &["metallb.io"],
+            &["metallbs/status"],
+            &["get", "update", "patch"],
+        ),
+        rule(&["metallb.io"], &["metallbs/finalizers"], &["update"]),
+        rule(
+            &["rbac.authorization.k8s.io"],
+            &["clusterroles", "clusterrolebindings"],
+            ALL,
+        ),
+        rule(
+            &["admissionregistration.k8s.io"],
+            &["validatingwebhookconfigurations"],
+            ALL,
+        ),
+        rule(&[""], &["namespaces"], &["get", "list", "watch"]),
+        json!({ "apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace], "verbs": ["patch", "update"] }),
+        rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+    ];
+    let mut local = vec![
+        rule(
+            &[""],
+            &["serviceaccounts", "configmaps", "secrets", "services"],
+            ALL,
+        ),
+        rule(&["apps"], &["deployments", "daemonsets"], ALL),
+        rule(
+            &["rbac.authorization.k8s.io"],
+            &["roles", "rolebindings"],
+            ALL,
+        ),
+        // The legacy ConfigMap migration creates the converted configuration.
+        rule(
+            &["metallb.io"],
+            &[
+                "ipaddresspools",
+                "l2advertisements",
+                "bgpadvertisements",
+                "bgppeers",
+                "bfdprofiles",
+                "communities",
+            ],
+            &["get", "list", "watch", "create"],
+        ),
+    ];
+    // What the operator grants, it must hold: collect the rendered roles of every backend.
+    for backend in ["native", "frr"] {
+        let cr: MetalLB = serde_json::from_value(json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB",
+            "metadata": {"name": "metallb", "namespace": namespace},
+            "spec": {"bgpBackend": backend}
+        }))
+        .expect("a MetalLB object");
+        for obj in render::render(&cr, namespace, &Images::release())
+            .expect("the default resource renders")
+        {
+            let target = match obj["kind"].as_str() {
+                Some("ClusterRole") => &mut cluster,
+                Some("Role") => &mut local,
+                _ => continue,
+            };
+            for r in obj["rules"].as_array().into_iter().flatten() {
+                if !target.contains(r) {
+                    target.push(r.clone());
+                }
+            }
+        }
+    }
+    (cluster, local)
+}
+
+fn security_context() -> Value {
+    json!({ "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } })
+}
+
+/// The operator Deployment's spec (shared by the kustomize base and the CSV).
+pub fn deployment_spec(release: &Images) -> Value {
+    json!({
+        "replicas": 1,
+        "selector": { "matchLabels": { "app.kubernetes.io/name": OPERATOR_NAME } },
+        "template": {
+            "metadata": { "labels": labels() },
+            "spec": {
+                "serviceAccountName": OPERATOR_NAME,
+                "securityContext": {
+                    "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534,
+                    "seccompProfile": { "type": "RuntimeDefault" }
+                },
+                "nodeSelector": { "kubernetes.io/os": "linux" },
+                "containers": [{
+                    "name": "operator",
+                    "image": images::operator(),
+                    "args": ["run"],
+                    "env": [
+                        { "name": "OPERATOR_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
+                        { "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
+                        { "name": "CONTROLLER_IMAGE", "value": release.controller },
+                        { "name": "SPEAKER_IMAGE", "value": release.speaker },
+                        { "name": "FRR_IMAGE", "value": release.frr },
+                    ],
+                    "ports": [{ "name": "health", "containerPort": 8081, "protocol": "TCP" }],
+                    "livenessProbe": { "httpGet": { "path": "/healthz", "port": 8081 }, "initialDelaySeconds": 5, "periodSeconds": 10 },
+                    "readinessProbe": { "httpGet": { "path": "/readyz", "port": 8081 }, "initialDelaySeconds": 1, "periodSeconds": 5 },
+                    "resources": { "requests": { "cpu": "10m", "memory": "32Mi" }, "limits": { "memory": "128Mi" } },
+                    "securityContext": security_context(),
+                }]
+            }
+        }
+    })
+}
+
+/// The kustomize base: `kubectl apply -k manifests/operator`.
+pub fn kustomize_files(namespace: &str) -> BTreeMap<&'static str, Vec<Value>> {
+    let (cluster_rules, local_rules) = operator_rules(namespace);
+    let meta = |name: &str, ns: Option<&str>| {
+        let mut m = json!({ "name": name, "labels": labels() });
+        if let Some(ns) = ns {
+            m["namespace"] = json!(ns);
+        }
+        m
+    };
+    let subject =
+        json!([{ "kind": "ServiceAccount", "name": OPERATOR_NAME, "namespace": namespace }]);
+    let mut files = BTreeMap::new();
+    // No Pod Security labels here: the operator sets them (and an admin may opt out).
+    files.insert("namespace.yaml", vec![json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace, "labels": { "app.kubernetes.io/part-of": "metallb" } } })]);
+    files.insert(
+        "rbac.yaml",
+        vec![
+            json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(OPERATOR_NAME, Some(namespace)) }),
+            json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(OPERATOR_NAME, None), "rules": cluster_rules }),
+            json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(OPERATOR_NAME, None),
+                    "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": OPERATOR_NAME }, "subjects": subject }),
+            json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(OPERATOR_NAME, Some(namespace)), "rules": local_rules }),
+            json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(OPERATOR_NAME, Some(namespace)),
+                    "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": OPERATOR_NAME }, "subjects": subject }),
+        ],
+    );
+    files.insert(
+        "deployment.yaml",
+        vec![json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(OPERATOR_NAME, Some(namespace)), "spec": deployment_spec(&Images::release()) })],
+    );
+    files.insert(
+        "kustomization.yaml",
+        vec![json!({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["namespace.yaml", "../crd", "rbac.yaml", "deployment.yaml"],
+        })],
+    );
+    files
+}
+
+/// Display names and descriptions of the owned CRDs, for the CSV.
+fn owned_crds() -> Vec<Value> {
+    let describe = |kind: &str| match kind {
+        "MetalLB" => (
+            "MetalLB",
+            "Deploys MetalLB: one resource, named metallb, in the operator's namespace.",
+        ),
+        "IPAddressPool" => (
+            "IP Address Pool",
+            "Addresses MetalLB assigns to LoadBalancer Services.",
+        ),
+        "L2Advertisement" => (
+            "L2 Advertisement",
+            "Announces pools with ARP and NDP from selected nodes.",
+        ),
+        "BGPAdvertisement" => (
+            "BGP Advertisement",
+            "Announces pools over BGP, with communities and local preference.",
+        ),
+        "BGPPeer" => (
+            "BGP Peer",
+            "A router the speakers establish BGP sessions with.",
+        ),
+        "BFDProfile" => (
+            "BFD Profile",
+            "BFD settings for BGP sessions (frr backend).",
+        ),
+        "Community" => ("Community", "Named BGP community values."),
+        "ServiceL2Status" => (
+            "Service L2 Status",
+            "Which node announces a Service in L2 mode (written by MetalLB).",
+        ),
+        "ServiceBGPStatus" => (
+            "Service BGP Status",
+            "Which peers a Service is advertised to (written by MetalLB).",
+        ),
+        "ConfigurationState" => (
+            "Configuration State",
+            "Whether each component accepted the configuration (written by MetalLB).",
+        ),
+        _ => ("", ""),
+    };
+    let mut out = Vec::new();
+    for c in crd::all() {
+        let (display, description) = describe(&c.spec.names.kind);
+        for v in &c.spec.versions {
+            out.push(json!({
+                "name": c.metadata.name, "version": v.name, "kind": c.spec.names.kind,
+                "displayName": display, "description": description,
+            }));
+        }
+    }
+    out
+}
+
+/// The bundle's CRDs: as in manifests/crd, except that BGPPeer uses the API server's `None`
+/// conversion. Decision: OLM manages conversion webhooks only for Deployments listed in the CSV
+/// (`webhookdefinitions`); ours is served by the controller, which the operator deploys later.
+/// v1beta1 and v1beta2 BGPPeers have the same JSON shape for every v1beta1 field, so `None`
+/// converts them correctly; only v1beta2-only fields are dropped when a v1beta1 client writes.
+pub fn bundle_crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    let mut crds = crd::all();
+    for c in &mut crds {
+        if c.spec.names.kind == "BGPPeer" {
+            c.spec.conversion = None;
+        }
+    }
+    crds
+}
+
+/// The ClusterServiceVersion.
+pub fn csv(namespace: &str) -> Value {
+    let release = Images::release();
+    let (cluster_rules, local_rules) = operator_rules(namespace);
+    let examples = json!([
+        { "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": { "name": "metallb", "namespace": namespace } },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": { "name": "lan", "namespace": namespace },
+          "spec": { "addresses": ["192.0.2.200-192.0.2.250"] } },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement", "metadata": { "name": "lan", "namespace": namespace } },
+    ]);
+    json!({
+        "apiVersion": "operators.coreos.com/v1alpha1",
+        "kind": "ClusterServiceVersion",
+        "metadata": {
+            "name": format!("{PACKAGE}.v{}", semver()),
+            "namespace": "placeholder",
+            "annotations": {
+                "alm-examples": serde_json::to_string_pretty(&examples).expect("examples serialize"),
+                "capabilities": "Seamless Upgrades",
+                "categories": "Networking",
+                "containerImage": images::operator(),
+                "description": "Load balancer for bare-metal Kubernetes, compatible with MetalLB's API.",
+                "operatorframework.io/suggested-namespace": namespace,
+                "operators.operatorframework.io/builder": "metallb-operator generate",
+                // Upgrades: any earlier release of this package can be replaced by this one.
+                "olm.skipRange": format!(">=0.0.0 <{}", semver()),
+            },
+            "labels": {
+                "operatorframework.io/arch.amd64": "supported",
+                "operatorframework.io/arch.arm64": "supported",
+                "operatorframework.io/os.linux": "supported",
+            },
+        },
+        "spec": {
+            "displayName": "MetalLB (metallb-rs)",
+            "description": "metallb-rs gives bare-metal clusters Services of type LoadBalancer: it assigns addresses from the \
+    IPAddressPools you define and announces them with ARP/NDP (L2) or BGP. It keeps MetalLB's API: every metallb.io kind, field \
+    and annotation. Create one MetalLB resource named `metallb` in the operator's namespace to deploy it.",
+            "version": semver(),
+            "minKubeVersion": "1.33.0",
+            "maturity": "alpha",
+            "provider": { "name": "metallb-rs" },
+            "keywords": ["load balancer", "metallb", "bgp", "arp", "bare metal"],
+            "links": [{ "name": "Documentation", "url": "https://metallb.io" }],
+            "installModes": [
+                { "type": "OwnNamespace", "supported": true },
+                { "type": "SingleNamespace", "supported": false },
+                { "type": "MultiNamespace", "supported": false },
+                { "type": "AllNamespaces", "supported": true },
+            ],
+            "customresourcedefinitions": { "owned": owned_crds() },
+            "install": {
+                "strategy": "deployment",
+                "spec": {
+                    "clusterPermissions": [{ "serviceAccountName": OPERATOR_NAME, "rules": cluster_rules }],
+                    "permissions": [{ "serviceAccountName": OPERATOR_NAME, "rules": local_rules }],
+                    "deployments": [{ "name": OPERATOR_NAME, "label": labels(), "spec": deployment_spec(&release) }],
+                }
+            },
+            "relatedImages": [
+                { "name": "operator", "image": images::operator() },
+                { "name": "controller", "image": release.controller },
+                { "name": "speaker", "image": release.speaker },
+                { "name": "frr", "image": release.frr },
+            ],
+        }
+    })
+}
+
+/// `bundle/metadata/annotations.yaml`.
+pub fn bundle_annotations() -> Value {
+    json!({ "annotations": {
+        "operators.operatorframework.io.bundle.mediatype.v1": "registry+v1",
+        "operators.operatorframework.io.bundle.manifests.v1": "manifests/",
+        "operators.operatorframework.io.bundle.metadata.v1": "metadata/",
+        "operators.operatorframework.io.bundle.package.v1": PACKAGE,
+        "operators.operatorframework.io.bundle.channels.v1": "stable",
+        "operators.operatorframework.io.bundle.channel.default.v1": "stable",
+    }})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covers(rules: &[Value], group: &str, resource: &str, verb: &str) -> bool {
+        rules.iter().any(|r| {
+            let has = |k: &str, v: &str| r[k].as_array().is_some_and(|a| a.iter().any(|x| x == v));
+            has("apiGroups", group)
+                && has("resources", resource)
+                && has("verbs", verb)
+                && r.get("resourceNames").is_none()
+        })
+    }
+
+    #[test]
+    fn the_operator_holds_every_permission_it_grants() {
+        let (cluster, local) = operator_rules("metallb-system");
+        for (group, resource, verb) in [
+            ("", "services", "watch"),
+            ("discovery.k8s.io", "endpointslices", "list"),
+            ("", "nodes", "get"),
+            ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
+        ] {
+            assert!(
+                covers(&cluster, group, resource, verb),
+                "cluster rule {group}/{resource} {verb} missing"
+            );
+        }
+        for (group, resource, verb) in [
+            ("coordination.k8s.io", "leases", "update"),
+            ("metallb.io", "servicel2statuses", "create"),
+            ("", "pods", "list"),
+        ] {
+            assert!(
+                covers(&local, group, resource, verb),
+                "namespaced rule {group}/{resource} {verb} missing"
+            );
+        }
+        assert!(
+            !covers(&cluster, "", "namespaces", "patch"),
+            "namespace patch is limited to the operator's namespace"
+        );
+    }
+
+    #[test]
+    fn the_csv_lists_every_crd_version_and_the_operator_deployment() {
+        let csv = csv("metallb-system");
+        let owned = csv["spec"]["customresourcedefinitions"]["owned"]
+            .as_array()
+            .unwrap();
+        assert_eq!(owned.len(), 11, "10 CRDs, BGPPeer with two versions");
+        assert_eq!(
+            csv["spec"]["install"]["spec"]["deployments"][0]["name"],
+            OPERATOR_NAME
+        );
+        assert_eq!(
+            csv["metadata"]["name"],
+            format!("metallb-rs-operator.v{}", semver())
+        );
+        assert!(bundle_crds().iter().all(|c| c.spec.conversion.is_none()));
+    }
+}

@@ -12,3 +12,4 @@
 #![deny(unsafe_code)]
 
 pub mod announce;
+pub mod layer2;

@@ -4,6 +4,7 @@
 mod cli;
 mod install;
 mod logging;
+mod metrics;
 mod reconcile;
 mod render;
 

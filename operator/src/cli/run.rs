@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use kube::runtime::events::Recorder;
 
+use prometheus_client::registry::Registry;
+
+use crate::metrics::Metrics;
 use crate::reconcile::{self, Context};
 use crate::render::Images;
 
@@ -13,7 +16,7 @@ pub struct Args {
     /// everything is deployed here. Set from the downward API in the operator's Deployment.
     #[arg(long, env = "OPERATOR_NAMESPACE", default_value = metallb_api::constants::DEFAULT_NAMESPACE)]
     namespace: String,
-    /// /healthz and /readyz are served on this port (0: off).
+    /// /healthz, /readyz and /metrics are served on this port (0: off).
     #[arg(long, env = "HEALTH_PROBE_PORT", default_value_t = 8081)]
     health_probe_port: u16,
     /// Log level: trace, debug, info, warn, error.
@@ -52,18 +55,38 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let images = Images::from_env();
     tracing::info!(namespace = %args.namespace, controller = %images.controller, speaker = %images.speaker, frr = %images.frr, version = metallb_api::constants::images::VERSION, "starting the MetalLB operator");
+    let metrics = Metrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let registry = Arc::new(registry);
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reconcile::reporter()),
         client,
         namespace: args.namespace,
         images,
+        metrics,
     });
     if args.health_probe_port != 0 {
         let addr = SocketAddr::from(([0, 0, 0, 0], args.health_probe_port));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let app = axum::Router::new()
             .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route("/readyz", axum::routing::get(|| async { "ok" }));
+            .route("/readyz", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move {
+                        let mut text = String::new();
+                        match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                            Ok(()) => (axum::http::StatusCode::OK, text),
+                            Err(e) => {
+                                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                            }
+                        }
+                    }
+                }),
+            );
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "health server stopped");

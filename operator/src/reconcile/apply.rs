@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use metallb_api::constants::{field_managers, names};
 use metallb_api::v1beta1::MetalLB;
 
+use crate::metrics::Metrics;
 use crate::render::{MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL};
 
 /// The kinds the operator renders: how to reach them and whether they are namespaced.
@@ -182,6 +183,7 @@ pub enum Outcome {
 /// Applies one rendered object.
 pub async fn apply(
     client: &Client,
+    metrics: &Metrics,
     namespace: &str,
     owner: &MetalLB,
     mut obj: Value,
@@ -203,6 +205,7 @@ pub async fn apply(
     let live = api.get_opt(&name).await.map_err(read_err)?;
     if k.kind == "Secret" && name == names::MEMBERLIST_SECRET && live.is_none() {
         create_memberlist_secret(&api, &obj).await?;
+        metrics.write("create", k.kind);
         return Ok(Outcome::Written);
     }
     if let Some(live) = &live {
@@ -219,6 +222,7 @@ pub async fn apply(
             name: name.clone(),
             source,
         })?;
+    metrics.write("apply", k.kind);
     tracing::info!(kind = k.kind, name, "applied");
     Ok(Outcome::Written)
 }
@@ -285,7 +289,12 @@ pub fn owned_selector(namespace: &str) -> String {
 
 /// Deletes what the operator created earlier and no longer renders (for example the FRR parts
 /// after switching from frr to native). Returns how many objects were deleted.
-pub async fn prune(client: &Client, namespace: &str, desired: &[Value]) -> Result<usize, Error> {
+pub async fn prune(
+    client: &Client,
+    metrics: &Metrics,
+    namespace: &str,
+    desired: &[Value],
+) -> Result<usize, Error> {
     let mut deleted = 0;
     let selector = owned_selector(namespace);
     for k in KINDS {
@@ -308,6 +317,7 @@ pub async fn prune(client: &Client, namespace: &str, desired: &[Value]) -> Resul
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {
                     deleted += 1;
+                    metrics.write("delete", k.kind);
                     tracing::info!(kind = k.kind, name, "pruned");
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}

@@ -34,6 +34,7 @@ use serde_json::json;
 use metallb_api::constants::{field_managers, names};
 use metallb_api::v1beta1::{MetalLB, MetalLBStatus};
 
+use crate::metrics::Metrics;
 use crate::render::{self, Images};
 
 /// Removes the cluster-scoped objects before the MetalLB resource goes away.
@@ -46,6 +47,7 @@ pub struct Context {
     pub namespace: String,
     pub images: Images,
     pub recorder: Recorder,
+    pub metrics: Metrics,
 }
 
 /// Why a reconcile failed (it is retried with backoff).
@@ -208,10 +210,10 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
-    podsecurity::ensure(&ctx.client, &ctx.namespace, cr).await?;
+    podsecurity::ensure(&ctx.client, &ctx.metrics, &ctx.namespace, cr).await?;
     let mut written = 0;
     for obj in &objects {
-        match apply::apply(&ctx.client, &ctx.namespace, cr, obj.clone()).await {
+        match apply::apply(&ctx.client, &ctx.metrics, &ctx.namespace, cr, obj.clone()).await {
             Ok(apply::Outcome::Written) => written += 1,
             Ok(apply::Outcome::Unchanged) => {}
             Err(e) => {
@@ -229,7 +231,7 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
             }
         }
     }
-    let pruned = apply::prune(&ctx.client, &ctx.namespace, &objects).await?;
+    let pruned = apply::prune(&ctx.client, &ctx.metrics, &ctx.namespace, &objects).await?;
     if written > 0 || pruned > 0 {
         tracing::info!(written, pruned, "deployed");
     }

@@ -17,6 +17,7 @@ use metallb_api::constants::field_managers;
 use metallb_api::v1beta1::MetalLB;
 
 use super::Error;
+use crate::metrics::Metrics;
 
 /// The opt-out annotation on the MetalLB resource.
 pub const MANAGE_ANNOTATION: &str = "metallb.io/manage-pod-security";
@@ -44,7 +45,12 @@ fn wanted() -> BTreeMap<String, String> {
 }
 
 /// Sets the labels unless the namespace already carries them (no write in a steady state).
-pub async fn ensure(client: &Client, namespace: &str, cr: &MetalLB) -> Result<(), Error> {
+pub async fn ensure(
+    client: &Client,
+    metrics: &Metrics,
+    namespace: &str,
+    cr: &MetalLB,
+) -> Result<(), Error> {
     if !managed(cr) {
         return Ok(());
     }
@@ -64,6 +70,7 @@ pub async fn ensure(client: &Client, namespace: &str, cr: &MetalLB) -> Result<()
         return Ok(());
     }
     apply(&api, namespace, json!(wanted())).await.map_err(err)?;
+    metrics.write("apply", "Namespace");
     tracing::info!(namespace, "set the PodSecurity labels to privileged");
     Ok(())
 }

@@ -409,35 +409,29 @@ impl NdpFrame {
         pad(out)
     }
 
-    /// The solicited advertisement answering `ns` for `target` from an interface with `mac`.
+    /// The solicited advertisement answering `ns` from an interface with `mac`.
     ///
     /// Sent to the solicitor's address and link-layer address (from its source link-layer
     /// option); Override is false, as MetalLB sends it, so a host that already knows another
     /// owner keeps it until the gratuitous announcements say otherwise. The source address is
-    /// the target itself, as Linux does for its own addresses.
+    /// the target itself, as Linux does for its own addresses, so no link-local address is
+    /// needed on the interface.
     pub fn advertisement_for(ns: &NdpFrame, solicitor_mac: MacAddr, mac: MacAddr) -> Option<Self> {
         let Ndp::Solicitation { target, .. } = ns.message else {
             return None;
         };
-        // A solicitation from the unspecified address is duplicate address detection: the
-        // answer goes to all nodes (RFC 4861 §7.2.4).
-        let (dst, eth_dst, solicited) = if ns.src.is_unspecified() {
-            (ALL_NODES, MacAddr::ipv6_multicast(ALL_NODES), false)
-        } else {
-            (ns.src, solicitor_mac, true)
-        };
         Some(Self {
             eth: Ethernet {
-                dst: eth_dst,
+                dst: solicitor_mac,
                 src: mac,
                 ethertype: ETHERTYPE_IPV6,
             },
             src: target,
-            dst,
+            dst: ns.src,
             hop_limit: NDP_HOP_LIMIT,
             message: Ndp::Advertisement {
                 router: false,
-                solicited,
+                solicited: true,
                 override_: false,
                 target,
                 target_ll: Some(mac),

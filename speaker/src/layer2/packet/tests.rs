@@ -177,25 +177,6 @@ fn our_answer_to_a_solicitation_is_solicited_without_override_and_names_our_mac(
 }
 
 #[test]
-fn duplicate_address_detection_is_answered_to_all_nodes() {
-    let mut dad = solicitation();
-    dad.src = Ipv6Addr::UNSPECIFIED;
-    let na = NdpFrame::advertisement_for(&dad, CLIENT_MAC, NODE_MAC).unwrap();
-    assert_eq!(na.dst, ALL_NODES);
-    assert_eq!(na.eth.dst, MacAddr([0x33, 0x33, 0, 0, 0, 1]));
-    assert_eq!(
-        na.message,
-        Ndp::Advertisement {
-            router: false,
-            solicited: false,
-            override_: false,
-            target: "2001:db8:0:1::11".parse().unwrap(),
-            target_ll: Some(NODE_MAC),
-        }
-    );
-}
-
-#[test]
 fn an_unsolicited_advertisement_goes_to_all_nodes_with_override() {
     let ip: Ipv6Addr = "2001:db8:0:1::200".parse().unwrap();
     let frame = NdpFrame::unsolicited(ip, NODE_MAC).build();

@@ -225,7 +225,8 @@ mod tests {
     fn only_up_broadcast_arp_links_that_are_not_enslaved_or_excluded_answer() {
         let e = Exclusions::defaults();
         assert!(link(1, "eth0").usable(&e));
-        let cases: [(&str, fn(&mut Link)); 7] = [
+        type Edit = fn(&mut Link);
+        let cases: [(&str, Edit); 7] = [
             ("down", |l| l.up = false),
             ("no carrier", |l| l.lower_up = false),
             ("no broadcast", |l| l.broadcast = false),

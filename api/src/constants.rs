@@ -127,3 +127,38 @@ pub mod images {
         format!("{REPOSITORY}/metallb-operator:{VERSION}")
     }
 }
+
+/// The legacy ConfigMap migration (`docs/migrating-from-configmap.md`): what marks the objects it
+/// creates and the ConfigMap it migrated, and the condition on the `MetalLB` resource.
+pub mod migration {
+    /// Label on every object the migration creates, with the value [`MIGRATED_FROM_VALUE`].
+    ///
+    /// Decision: the value names the mechanism, not the ConfigMap, because a ConfigMap name may
+    /// not fit in a label value; the source is in [`SOURCE_ANNOTATION`].
+    pub const MIGRATED_FROM_LABEL: &str = "metallb.io/migrated-from";
+    pub const MIGRATED_FROM_VALUE: &str = "legacy-configmap";
+    /// Annotation on every converted object: `<namespace>/<name>` of the source ConfigMap.
+    pub const SOURCE_ANNOTATION: &str = "metallb.io/migration-source";
+    /// Annotation on every converted object: the entry of the legacy configuration it comes
+    /// from, such as `address-pools[2]` or `peers[0].password`.
+    pub const ENTRY_ANNOTATION: &str = "metallb.io/migration-entry";
+    /// `sha256:<hex>` of the `config` text that was converted: on every converted object, and on
+    /// the ConfigMap once migrated, so that a later edit of the ConfigMap is noticed.
+    pub const CONFIG_HASH_ANNOTATION: &str = "metallb.io/migrated-config-hash";
+    /// On the ConfigMap once migrated: when (RFC 3339).
+    pub const MIGRATED_AT_ANNOTATION: &str = "metallb.io/migrated-at";
+    /// On the ConfigMap once migrated: `Kind/name` of every object of the migration, joined
+    /// with commas.
+    pub const MIGRATED_OBJECTS_ANNOTATION: &str = "metallb.io/migrated-objects";
+    /// The condition type on the `MetalLB` resource that reports the migration.
+    pub const CONDITION_TYPE: &str = "ConfigMigrated";
+
+    /// Reasons of the `ConfigMigrated` condition and of the Events on the ConfigMap.
+    pub mod reasons {
+        pub const MIGRATED: &str = "Migrated";
+        pub const NOTHING_TO_MIGRATE: &str = "NothingToMigrate";
+        pub const INVALID_CONFIG: &str = "InvalidConfig";
+        pub const CONFLICT: &str = "Conflict";
+        pub const CHANGED_AFTER_MIGRATION: &str = "ChangedAfterMigration";
+    }
+}

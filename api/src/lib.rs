@@ -130,6 +130,7 @@ pub mod constants;
 pub mod conversion;
 pub mod crd;
 pub mod duration;
+pub mod legacy;
 pub mod manifest;
 pub mod net;
 pub mod schema;

@@ -1,5 +1,6 @@
 //! The command line. Offline subcommands need no cluster: they read files and print.
 
+mod convert_config;
 mod crds;
 mod generate;
 mod render;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Print, as multi-document YAML, exactly what the operator would apply for a MetalLB
     /// resource: for GitOps and for review.
     Render(render::Args),
+    /// Convert a legacy MetalLB ConfigMap (or its `config` data) into metallb.io resources,
+    /// printed as YAML. Exits 0 when converted, 1 when the input is invalid, 2 when unreadable.
+    ConvertConfig(convert_config::Args),
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -46,5 +50,6 @@ pub fn run(args: Args) -> ExitCode {
         Command::Crds(a) => crds::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Render(a) => render::run(a),
+        Command::ConvertConfig(a) => convert_config::run(a),
     }
 }

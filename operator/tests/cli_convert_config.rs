@@ -1,0 +1,150 @@
+//! `metallb-operator convert-config` as a user runs it: the converted objects on stdout and
+//! nothing else, exit codes, and nothing on stdout when the input is bad.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use pretty_assertions::assert_eq;
+
+fn convert(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_metallb-operator"))
+        .arg("convert-config")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A fixture of the api crate's golden tests: `<name>.yaml` or `<name>.golden.yaml`.
+fn fixture(file: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../api/tests/legacy")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_configmap_manifest_prints_the_golden_objects_and_exits_zero() {
+    let out = convert(
+        &["-f", &fixture("full-frr.yaml"), "--bgp-backend", "frr"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        std::fs::read_to_string(fixture("full-frr.golden.yaml")).unwrap()
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "warning: address-pools[0].name: pool \"01_Public_V4\" is IPAddressPool \"public-v4\": Services that ask for it in the metallb.universe.tf/address-pool (or metallb.io/address-pool) annotation must use the new name\n\
+         converted metallb-system/config into 13 object(s) (bgp backend frr)\n"
+    );
+}
+
+#[test]
+fn bare_config_data_is_read_from_standard_input() {
+    let data = std::fs::read_to_string(fixture("native.yaml")).unwrap();
+    let out = convert(&["-f", "-", "--bgp-backend", "native"], &data);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        std::fs::read_to_string(fixture("native.golden.yaml")).unwrap()
+    );
+}
+
+#[test]
+fn the_namespace_flag_wins_over_the_configmaps_namespace() {
+    let out = convert(&["-f", &fixture("full-frr.yaml"), "-n", "lb"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // Every object's metadata, and the peer's passwordSecret reference.
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.trim() == "namespace: lb")
+            .count(),
+        14,
+        "{stdout}"
+    );
+    // The source still names the ConfigMap where it is.
+    assert_eq!(
+        stdout
+            .matches("metallb.io/migration-source: metallb-system/config\n")
+            .count(),
+        13,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_invalid_configuration_prints_nothing_on_stdout_and_exits_one() {
+    let out = convert(
+        &["-f", "-"],
+        "address-pools:\n- name: lan\n  protocol: l2\n  addresses: [192.0.2.0/24]\n- name: web\n  protocol: bgp\n  addresses: [192.0.2.128/25]\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "error: address-pools[0].protocol: unknown protocol \"l2\": the legacy format knows bgp and layer2\n"
+    );
+}
+
+#[test]
+fn a_backend_rule_is_reported_against_the_legacy_key() {
+    let out = convert(
+        &["-f", &fixture("full-frr.yaml"), "--bgp-backend", "native"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    for line in [
+        "error: peers[0].bfd-profile: bfdProfile is not supported by the native BGP backend; use bgpBackend: frr\n",
+        "error: bfd-profiles[0].name: BFD profiles are not supported by the native BGP backend; use bgpBackend: frr\n",
+    ] {
+        assert!(stderr.contains(line), "{stderr}");
+    }
+}
+
+#[test]
+fn malformed_yaml_exits_one_with_the_line() {
+    let out = convert(&["-f", "-"], "peers: [\n  - my-asn: 1\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "error: malformed YAML: \"-\" is only valid inside a block (line 2, column 3)\n"
+    );
+}
+
+#[test]
+fn an_unreadable_file_exits_two() {
+    let missing =
+        std::env::temp_dir().join(format!("mlb-convert-{}-missing.yaml", std::process::id()));
+    let out = convert(&["-f", &missing.display().to_string()], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: failed to read {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+}

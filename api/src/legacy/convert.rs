@@ -454,6 +454,8 @@ fn build(
         let Some(name) = &bfd_names[i] else {
             continue;
         };
+        // Decision: MetalLB's converter always writes echoMode and passiveMode (false by
+        // default); we write what the profile says, which means the same.
         bfd_profiles.push(MigratedObject::BFDProfile(BFDProfile {
             metadata: b.meta(name, &format!("bfd-profiles[{i}]")),
             spec: BFDProfileSpec {
@@ -592,6 +594,8 @@ fn peer(b: &mut Builder, i: usize, p: &LegacyPeer) -> Option<(BGPPeer, Option<Se
     if b.problems.len() != before {
         return None;
     }
+    // Decision: MetalLB's converter copies the plaintext password into the BGPPeer; a password
+    // never goes into a custom resource here, only into a basic-auth Secret.
     let secret = non_empty(&p.password).map(|password| Secret {
         metadata: b.meta(
             &format!("{name}-bgp-password"),

@@ -27,6 +27,10 @@ pub struct Args {
 
 /// Prints the converted objects on stdout (exit 0); on invalid input, nothing on stdout and one
 /// problem per line on stderr (exit 1); exit 2 when the file cannot be read.
+///
+/// Decision: malformed YAML is invalid input (1), like an invalid configuration, because the
+/// operator reports both as `InvalidConfig`; 2 is only for a file that cannot be read. (MetalLB's
+/// converter logs errors and exits 0.)
 pub fn run(args: Args) -> ExitCode {
     let text = match read(&args.file) {
         Ok(t) => t,

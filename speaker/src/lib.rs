@@ -13,3 +13,4 @@
 
 pub mod announce;
 pub mod layer2;
+pub mod liveness;

@@ -92,6 +92,21 @@ fn the_namespace_flag_wins_over_the_configmaps_namespace() {
 }
 
 #[test]
+fn an_empty_configuration_converts_into_nothing_and_says_so() {
+    let out = convert(&["-f", "-"], "# nothing here yet\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        "# Converted by metallb-operator convert-config from the legacy MetalLB ConfigMap metallb-system/config.\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "note: the configuration is empty: there is nothing to convert\n\
+         converted metallb-system/config into 0 object(s)\n"
+    );
+}
+
+#[test]
 fn an_invalid_configuration_prints_nothing_on_stdout_and_exits_one() {
     let out = convert(
         &["-f", "-"],

@@ -60,6 +60,9 @@ pub fn run(args: Args) -> ExitCode {
             for w in &converted.warnings {
                 eprintln!("warning: {w}");
             }
+            if converted.objects.is_empty() {
+                eprintln!("note: the configuration is empty: there is nothing to convert");
+            }
             print!("{}", converted.to_yaml());
             eprintln!(
                 "converted {} into {} object(s){}",

@@ -19,6 +19,10 @@ pub struct Args {
     /// /healthz, /readyz and /metrics are served on this port (0: off).
     #[arg(long, env = "HEALTH_PROBE_PORT", default_value_t = 8081)]
     health_probe_port: u16,
+    /// The legacy MetalLB (≤ 0.12) configuration ConfigMap to migrate into metallb.io resources,
+    /// in the operator's namespace.
+    #[arg(long, env = "LEGACY_CONFIGMAP", default_value = metallb_api::constants::names::LEGACY_CONFIGMAP)]
+    legacy_configmap: String,
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -65,6 +69,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         namespace: args.namespace,
         images,
         metrics,
+        legacy_configmap: args.legacy_configmap,
     });
     if args.health_probe_port != 0 {
         let addr = SocketAddr::from(([0, 0, 0, 0], args.health_probe_port));

@@ -10,6 +10,7 @@
 //! Only this module talks to the API; `render` and `status` are pure.
 
 pub mod apply;
+mod migration;
 mod podsecurity;
 pub mod status;
 
@@ -48,6 +49,8 @@ pub struct Context {
     pub images: Images,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    /// The legacy (MetalLB ≤ 0.12) configuration ConfigMap to migrate, in the namespace.
+    pub legacy_configmap: String,
 }
 
 /// Why a reconcile failed (it is retried with backoff).
@@ -67,6 +70,8 @@ pub enum Error {
     },
     #[error("failed to write the MetalLB status: {0}")]
     Status(kube::Error),
+    #[error("legacy ConfigMap migration: {0}")]
+    Migration(String),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -186,7 +191,7 @@ async fn not_honoured(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
         problem: Some(status::Problem { reason, message }),
         ..Default::default()
     };
-    write_status(cr, ctx, &observed).await?;
+    write_status(cr, ctx, &observed, None).await?;
     Ok(Action::await_change())
 }
 
@@ -206,7 +211,7 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
                 ..Default::default()
             };
             publish(ctx, cr, EventType::Warning, "InvalidSpec", &e.to_string()).await;
-            write_status(cr, ctx, &observed).await?;
+            write_status(cr, ctx, &observed, None).await?;
             return Ok(Action::await_change());
         }
     };
@@ -226,7 +231,7 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
                     ..Default::default()
                 };
                 publish(ctx, cr, EventType::Warning, e.reason(), &e.to_string()).await;
-                write_status(cr, ctx, &observed).await?;
+                write_status(cr, ctx, &observed, None).await?;
                 return Err(e.into());
             }
         }
@@ -255,7 +260,17 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
             })?,
         problem: None,
     };
-    write_status(cr, ctx, &observed).await?;
+    let previous = cr
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let migrated = migration::run(cr, ctx, &previous).await?;
+    let retry_migration = migrated.as_ref().is_some_and(|m| m.1 == "MigrationPending");
+    write_status(cr, ctx, &observed, migrated).await?;
+    if retry_migration {
+        return Ok(Action::requeue(Duration::from_secs(10)));
+    }
     // Rollout progress arrives through the Deployment and DaemonSet watches; this is a backstop.
     Ok(Action::requeue(Duration::from_secs(300)))
 }
@@ -274,6 +289,7 @@ async fn write_status(
     cr: &MetalLB,
     ctx: &Context,
     observed: &status::Observed,
+    migrated: Option<(bool, &'static str, String)>,
 ) -> Result<(), Error> {
     let previous = cr
         .status
@@ -281,7 +297,18 @@ async fn write_status(
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
-    let ours = status::conditions(observed, &previous, now);
+    let mut ours = status::conditions(observed, &previous, now.clone());
+    if let Some((ok, reason, message)) = migrated {
+        ours.push(status::condition_at(
+            metallb_api::constants::migration::CONDITION_TYPE,
+            ok,
+            reason,
+            message,
+            observed.generation,
+            &previous,
+            now,
+        ));
+    }
     let conditions = status::merge_foreign(ours, &previous);
     let generation = cr.metadata.generation;
     let unchanged = status::same(&conditions, &previous)

@@ -169,6 +169,25 @@ pub fn conditions(observed: &Observed, previous: &[Condition], now: Time) -> Vec
     out
 }
 
+/// One condition with its transition time carried over from `previous` when its status did not
+/// change (for conditions computed elsewhere, such as ConfigMigrated).
+pub fn condition_at(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: i64,
+    previous: &[Condition],
+    now: Time,
+) -> Condition {
+    let mut c = condition(type_, status, reason, message, generation);
+    c.last_transition_time = match previous.iter().find(|p| p.type_ == c.type_) {
+        Some(p) if p.status == c.status => p.last_transition_time.clone(),
+        _ => now,
+    };
+    c
+}
+
 /// Carries over conditions this module does not own (such as ConfigMigrated).
 pub fn merge_foreign(mut ours: Vec<Condition>, previous: &[Condition]) -> Vec<Condition> {
     for p in previous {

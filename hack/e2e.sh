@@ -24,7 +24,7 @@ start=$(date +%s)
 "$root/hack/local-up.sh"
 
 status=0
-cargo test --quiet -p metallb-e2e -- --ignored --test-threads=1 "$@" || status=$?
+cargo test --quiet --no-fail-fast -p metallb-e2e -- --ignored --test-threads=1 "$@" || status=$?
 
 teardown
 

@@ -57,6 +57,15 @@ pub enum HarnessError {
     Kube(#[from] kube::Error),
     #[error("invalid YAML: {0}")]
     Yaml(String),
+    #[error(
+        "the API server does not serve kind {kind} of {api_version} (CRD not installed?): {source}"
+    )]
+    UnknownKind {
+        api_version: String,
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("object without apiVersion/kind/name: {0}")]
     Object(String),
     #[error(transparent)]
@@ -210,7 +219,13 @@ impl Cluster {
                 .ok_or_else(|| HarnessError::Object(doc.to_string()))?;
             let gvk = GroupVersionKind::try_from(&types)
                 .map_err(|e| HarnessError::Object(e.to_string()))?;
-            let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk).await?;
+            let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+                .await
+                .map_err(|source| HarnessError::UnknownKind {
+                    api_version: types.api_version.clone(),
+                    kind: types.kind.clone(),
+                    source,
+                })?;
             let api: Api<DynamicObject> = match caps.scope {
                 Scope::Namespaced => {
                     let ns = obj

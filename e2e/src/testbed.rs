@@ -362,6 +362,30 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
     wait_frr(paths, &run_dir)?;
     println!("router: FRR (zebra, bgpd, bfdd) up in {ROUTER_NETNS}");
 
+    // A process that stays in the machine's network namespace, so agents (inside node
+    // namespaces) can reach it through /proc/<pid>/ns/net to route pod IPs. (PID 1 is not
+    // ours to use: on the development machines its namespaces are not even readable.)
+    let holder = spawn_detached(
+        &[
+            "setsid".to_string(),
+            opts.testbed_exe.display().to_string(),
+            "hold-netns".into(),
+        ],
+        &paths.logs().join("netns-holder.log"),
+        &[],
+    )
+    .map_err(|source| TestbedError::Start {
+        what: "the network namespace holder".into(),
+        source,
+    })?;
+    state.processes.push(Proc {
+        role: "netns holder".into(),
+        pid: holder,
+        netns: None,
+    });
+    state.save(paths)?;
+    let root_netns = format!("/proc/{holder}/ns/net");
+
     // Node agents.
     for node in &topo.nodes {
         let log = paths.logs().join(format!("agent-{}.log", node.name));
@@ -378,6 +402,8 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
             paths.kubeconfig().display().to_string(),
             "--bin-dir".into(),
             opts.bin_dir.display().to_string(),
+            "--root-netns".into(),
+            root_netns.clone(),
         ];
         argv.insert(0, "setsid".into());
         let pid = spawn_detached(&argv, &log, &[("MLB_ROOT", paths.root.as_os_str())]).map_err(
@@ -700,6 +726,15 @@ pub fn down(paths: &Paths) {
             cmd::terminate(&pids, Duration::from_secs(3));
         }
     }
+
+    // The network namespace holder.
+    let holders: Vec<u32> = state
+        .iter()
+        .flat_map(|s| s.processes.iter())
+        .filter(|p| p.role == "netns holder" && cmd::alive(p.pid))
+        .map(|p| p.pid)
+        .collect();
+    cmd::terminate(&holders, Duration::from_secs(2));
 
     // 3. The control plane (it stops its components on SIGTERM), then whatever is left of
     //    it: processes of its session (setsid made it the leader) and testcluster processes

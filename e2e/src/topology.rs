@@ -133,6 +133,46 @@ impl Node {
         self.name.clone()
     }
 
+    /// Commands that give (or take back, `add == false`) a pod IP pair: the addresses on
+    /// `pods0` (run inside the node's namespace) and host routes in the machine's namespace
+    /// (`nsenter --net=<root_netns>`) via the node's management address.
+    pub fn pod_ip_commands(
+        &self,
+        v4: Ipv4Addr,
+        v6: Ipv6Addr,
+        add: bool,
+        root_netns: &str,
+    ) -> Vec<CommandLine> {
+        let (addr_verb, route_verb) = if add {
+            ("replace", "replace")
+        } else {
+            ("del", "del")
+        };
+        let root = format!("nsenter --net={root_netns} --");
+        [
+            format!("ip -4 addr {addr_verb} {v4}/32 dev {NODE_PODS_IF}"),
+            format!("ip -6 addr {addr_verb} {v6}/128 dev {NODE_PODS_IF} nodad"),
+            format!(
+                "{root} ip -4 route {route_verb} {v4}/32 via {}",
+                self.mgmt_v4
+            ),
+            format!(
+                "{root} ip -6 route {route_verb} {v6}/128 via {}",
+                self.mgmt_v6
+            ),
+        ]
+        .iter()
+        .map(|text| {
+            let mut cmd = line(text);
+            if !add {
+                // "nodad" is not an option of `addr del`.
+                cmd.retain(|a| a != "nodad");
+            }
+            cmd
+        })
+        .collect()
+    }
+
     /// Pod IPv4 address number `k` (1..=14) of this node.
     pub fn pod_v4(&self, k: u8) -> Ipv4Addr {
         let base = u32::from(self.pods_v4.network());
@@ -290,17 +330,11 @@ impl Topology {
                 ));
             }
         }
-        // The machine (API server) reaches pods via their node.
-        for node in &self.nodes {
-            add(format!(
-                "ip -4 route add {} via {}",
-                node.pods_v4, node.mgmt_v4
-            ));
-            add(format!(
-                "ip -6 route add {} via {}",
-                node.pods_v6, node.mgmt_v6
-            ));
-        }
+        // The machine (API server) reaches pods via their node: one host route per pod IP in
+        // use, added by the node agent (Node::pod_ip_commands), not a route per prefix: the
+        // machine may reach outside hosts inside these documentation ranges (on the
+        // development machines the package registries' proxy is 203.0.113.80), and a prefix
+        // route would divert that traffic into the topology.
 
         // client on the LAN.
         for text in lan_port(CLIENT_NETNS, "eth0", "client") {
@@ -495,8 +529,6 @@ mod tests {
                 "ip -n mlb-node-1 -6 route add 2001:db8:0:2::/64 via 2001:db8:0:1::1",
                 "ip -n mlb-node-1 -4 route add 203.0.113.128/26 dev mgmt0",
                 "ip -n mlb-node-1 -6 route add 2001:db8:0:ff::/108 dev mgmt0",
-                "ip -4 route add 203.0.113.64/28 via 203.0.113.11",
-                "ip -6 route add 2001:db8:0:201::/64 via 2001:db8:0:100::11",
                 "ip link add eth0 netns mlb-client type veth peer name client netns mlb-lan",
                 "ip -n mlb-lan link set client master br0 up",
                 "ip -n mlb-client addr add 192.0.2.100/24 dev eth0",
@@ -524,6 +556,46 @@ mod tests {
             .map(String::from),
         );
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn pod_ips_get_addresses_in_the_node_and_host_routes_in_the_machine() {
+        let node = Node::new(2);
+        let text: Vec<String> = node
+            .pod_ip_commands(node.pod_v4(1), node.pod_v6(1), true, "/proc/42/ns/net")
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "ip -4 addr replace 203.0.113.81/32 dev pods0",
+                "ip -6 addr replace 2001:db8:0:202::1/128 dev pods0 nodad",
+                "nsenter --net=/proc/42/ns/net -- ip -4 route replace 203.0.113.81/32 via 203.0.113.12",
+                "nsenter --net=/proc/42/ns/net -- ip -6 route replace 2001:db8:0:202::1/128 via 2001:db8:0:100::12",
+            ]
+        );
+        let removal: Vec<String> = node
+            .pod_ip_commands(node.pod_v4(1), node.pod_v6(1), false, "/proc/42/ns/net")
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        assert_eq!(removal[1], "ip -6 addr del 2001:db8:0:202::1/128 dev pods0");
+        assert_eq!(
+            removal[3],
+            "nsenter --net=/proc/42/ns/net -- ip -6 route del 2001:db8:0:202::1/128 via 2001:db8:0:100::12"
+        );
+    }
+
+    #[test]
+    fn the_machine_gets_no_route_for_whole_pod_prefixes() {
+        for cmd in Topology::new(4).setup_commands() {
+            let text = cmd.join(" ");
+            assert!(
+                !(text.starts_with("ip -4 route") || text.starts_with("ip -6 route")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -220,6 +220,23 @@ async fn echo_deployment_runs_ready_pods_as_processes_in_node_namespaces() {
         );
     }
 
+    // The machine (where the API server calls webhooks) reaches every pod IP, both families.
+    for pod in &pods {
+        for ip in pod.status.as_ref().unwrap().pod_ips.iter().flatten() {
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "--max-time", "3", &url(&ip.ip, 8080)])
+                .output()
+                .unwrap();
+            let answer = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                answer.starts_with(&format!("pod={} ", pod.name_any())),
+                "the machine reaches {}: {answer} {}",
+                ip.ip,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     let slices: Api<EndpointSlice> = Api::namespaced(cluster.client(), ns.name());
     wait_for(
         "an IPv4 EndpointSlice with 3 ready endpoints",

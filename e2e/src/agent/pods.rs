@@ -31,7 +31,7 @@ use super::volumes::{Mount, Volumes};
 use crate::cmd;
 use crate::images::{self, Locations};
 use crate::paths::Paths;
-use crate::topology::{NODE_PODS_IF, Node, PODS_PER_NODE};
+use crate::topology::{Node, PODS_PER_NODE};
 
 /// Longest restart back-off (the kubelet's is 5 min; tests want quick recovery).
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -47,6 +47,8 @@ pub struct Ctx {
     pub paths: Paths,
     pub locations: Locations,
     pub ips: Mutex<IpAllocator>,
+    /// A handle on the machine's network namespace (`/proc/<pid>/ns/net`), for pod routes.
+    pub root_netns: String,
 }
 
 /// Pod IP numbers (1..=14) of this node's prefixes, by pod UID.
@@ -188,7 +190,7 @@ pub async fn worker(
         match k {
             Some(k) => {
                 let (v4, v6) = (node.pod_v4(k), node.pod_v6(k));
-                add_pod_addresses(&v4.to_string(), &v6.to_string());
+                set_pod_ips(&ctx, k, true);
                 vec![v4.into(), v6.into()]
             }
             None => {
@@ -273,8 +275,9 @@ pub async fn worker(
     } else {
         status_task.abort();
     }
-    if !host_network && let Some(k) = ctx.ips.lock().expect("ip allocator").release(&uid) {
-        remove_pod_addresses(&node.pod_v4(k).to_string(), &node.pod_v6(k).to_string());
+    let released = ctx.ips.lock().expect("ip allocator").release(&uid);
+    if !host_network && let Some(k) = released {
+        set_pod_ips(&ctx, k, false);
     }
     tracing::info!(pod = %key, "pod done");
 }
@@ -283,51 +286,17 @@ fn image_of(c: &Container) -> &str {
     c.image.as_deref().unwrap_or_default()
 }
 
-fn add_pod_addresses(v4: &str, v6: &str) {
-    for argv in [
-        vec![
-            "ip",
-            "addr",
-            "replace",
-            &format!("{v4}/32"),
-            "dev",
-            NODE_PODS_IF,
-        ],
-        vec![
-            "ip",
-            "-6",
-            "addr",
-            "replace",
-            &format!("{v6}/128"),
-            "dev",
-            NODE_PODS_IF,
-            "nodad",
-        ],
-    ] {
-        if let Err(err) = cmd::run(&argv) {
-            tracing::error!(%err, "failed to add a pod address");
+/// Puts a pod IP pair on pods0 and routes it from the machine (see
+/// [`Node::pod_ip_commands`]); errors are logged, the pod goes on.
+fn set_pod_ips(ctx: &Ctx, k: u8, add: bool) {
+    let node = &ctx.node;
+    for argv in node.pod_ip_commands(node.pod_v4(k), node.pod_v6(k), add, &ctx.root_netns) {
+        if let Err(err) = cmd::run(&argv)
+            && add
+        {
+            tracing::error!(%err, "failed to set up a pod IP");
         }
     }
-}
-
-fn remove_pod_addresses(v4: &str, v6: &str) {
-    let _ = cmd::run(&[
-        "ip",
-        "addr",
-        "del",
-        &format!("{v4}/32"),
-        "dev",
-        NODE_PODS_IF,
-    ]);
-    let _ = cmd::run(&[
-        "ip",
-        "-6",
-        "addr",
-        "del",
-        &format!("{v6}/128"),
-        "dev",
-        NODE_PODS_IF,
-    ]);
 }
 
 /// Deletes the pod object now (the kubelet's final step after the containers stopped).

@@ -64,7 +64,12 @@ enum Cmd {
         kubeconfig: PathBuf,
         #[arg(long, env = "MLB_BIN_DIR")]
         bin_dir: Option<PathBuf>,
+        /// `/proc/<pid>/ns/net` of a process in the machine's network namespace.
+        #[arg(long)]
+        root_netns: String,
     },
+    /// (internal) Sleep in the machine's network namespace, so agents can reach it.
+    HoldNetns,
     /// The echo server of image localhost/echo.
     Echo {
         /// TCP and UDP port.
@@ -184,10 +189,15 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Exec { name, command } => Err(testbed::exec(&paths()?, &name, &command).into()),
+        Cmd::HoldNetns => {
+            futures::future::pending::<()>().await;
+            Ok(())
+        }
         Cmd::Agent {
             node,
             kubeconfig,
             bin_dir,
+            root_netns,
         } => {
             let paths = paths()?;
             let exe = std::env::current_exe()?;
@@ -200,6 +210,7 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
                     testbed: exe,
                 },
                 paths,
+                root_netns,
             };
             agent::run(config).await?;
             Ok(())

@@ -1,0 +1,378 @@
+//! The one task that writes to the API: Service statuses and pool annotations, IPAddressPool
+//! statuses, the ConfigurationState, and Events. Everything else computes what to write and
+//! sends it here.
+//!
+//! ```text
+//!  reconciler ──Write(key, what)──►  pending (latest per object) ──► up to IN_FLIGHT requests
+//!            ──Publish(event)─────►                                   failed: retried with backoff
+//!            ──Reset (lost lead)──►  pending dropped                  superseded: the newer one wins
+//! ```
+//!
+//! Writes for one object are coalesced: only the latest desired state is sent, and never two
+//! requests for one object at once, so they cannot arrive out of order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::{Api, Client};
+use metallb_api::constants::field_managers;
+use metallb_api::v1beta1::{ConfigurationState, IPAddressPool};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::allocator;
+use crate::metrics::Metrics;
+
+/// Requests in flight at once. The API server handles them concurrently; more than a few dozen
+/// only queue up on its side.
+const IN_FLIGHT: usize = 32;
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The object a write is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Service { namespace: String, name: String },
+    Pool(String),
+    ConfigurationState,
+}
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Apply this body to the Service's `status` (IPs and pool annotation); then, if asked,
+    /// remove the deprecated pool annotation.
+    ServiceAssigned { body: Value, drop_deprecated: bool },
+    /// Merge this patch into the Service's `status` (clearing).
+    ServiceCleared { patch: Value },
+    /// Apply this body to the pool's `status`.
+    PoolStatus { body: Value },
+    /// Apply the object (metadata), then its status.
+    ConfigurationState { object: Value, status: Value },
+}
+
+/// Commands to the writer.
+#[derive(Debug)]
+enum Command {
+    Write(Target, Write),
+    Publish(Box<ObjectReference>, allocator::Event),
+    /// Leadership lost: forget everything pending.
+    Reset,
+}
+
+/// The reconciler's handle on the writer.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Writer {
+    pub fn write(&self, target: Target, write: Write) {
+        let _ = self.tx.send(Command::Write(target, write));
+    }
+
+    pub fn publish(&self, regarding: ObjectReference, event: allocator::Event) {
+        let _ = self.tx.send(Command::Publish(Box::new(regarding), event));
+    }
+
+    pub fn reset(&self) {
+        let _ = self.tx.send(Command::Reset);
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("failed to write the status of Service {namespace}/{name}: {source}")]
+    Service {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("failed to write the status of IPAddressPool {name}: {source}")]
+    Pool { name: String, source: kube::Error },
+    #[error("failed to write ConfigurationState {name}: {source}")]
+    ConfigurationState { name: String, source: kube::Error },
+    #[error("failed to publish an Event: {0}")]
+    Event(#[source] kube::Error),
+}
+
+impl WriteError {
+    fn source_error(&self) -> &kube::Error {
+        match self {
+            Self::Service { source, .. }
+            | Self::Pool { source, .. }
+            | Self::ConfigurationState { source, .. } => source,
+            Self::Event(e) => e,
+        }
+    }
+
+    /// The object is gone: nothing to retry.
+    fn is_not_found(&self) -> bool {
+        matches!(self.source_error(), kube::Error::Api(s) if s.code == 404)
+    }
+}
+
+/// Where the writer writes.
+#[derive(Clone)]
+struct Sink {
+    client: Client,
+    namespace: String,
+    recorder: Recorder,
+    metrics: Metrics,
+}
+
+/// Starts the writer task.
+pub fn spawn(client: Client, namespace: String, instance: String, metrics: Metrics) -> Writer {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: field_managers::CONTROLLER.to_string(),
+            instance: Some(instance),
+        },
+    );
+    let sink = Sink {
+        client,
+        namespace,
+        recorder,
+        metrics,
+    };
+    tokio::spawn(run(sink, rx));
+    Writer { tx }
+}
+
+type Job = (Option<(Target, Write)>, Result<(), WriteError>);
+
+async fn run(sink: Sink, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut pending: HashMap<Target, Write> = HashMap::new();
+    let mut queue: VecDeque<Target> = VecDeque::new();
+    let mut in_flight: HashSet<Target> = HashSet::new();
+    let mut attempts: HashMap<Target, u32> = HashMap::new();
+    let mut events: VecDeque<(Box<ObjectReference>, allocator::Event)> = VecDeque::new();
+    let mut jobs: FuturesUnordered<futures::future::BoxFuture<'static, Job>> =
+        FuturesUnordered::new();
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<(Target, Write)>();
+    // Bumped on Reset, so retries scheduled before it are dropped.
+    let mut epoch: u64 = 0;
+    let (epoch_tx, epoch_rx) = tokio::sync::watch::channel(0u64);
+
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                None => return,
+                Some(Command::Write(target, write)) => {
+                    attempts.remove(&target);
+                    enqueue(&mut pending, &mut queue, &in_flight, target, write);
+                }
+                Some(Command::Publish(regarding, event)) => events.push_back((regarding, event)),
+                Some(Command::Reset) => {
+                    pending.clear();
+                    queue.clear();
+                    events.clear();
+                    attempts.clear();
+                    epoch += 1;
+                    let _ = epoch_tx.send(epoch);
+                }
+            },
+            Some((target, write)) = retry_rx.recv() => {
+                // A newer write for the same object supersedes the retry.
+                if !pending.contains_key(&target) {
+                    enqueue(&mut pending, &mut queue, &in_flight, target, write);
+                }
+            }
+            Some((done, result)) = jobs.next(), if !jobs.is_empty() => {
+                let Some((target, write)) = done else {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "event not published");
+                    }
+                    continue;
+                };
+                in_flight.remove(&target);
+                // A newer write that arrived while this one was in flight goes next.
+                if pending.contains_key(&target) {
+                    queue.push_back(target.clone());
+                }
+                match result {
+                    Ok(()) => {
+                        attempts.remove(&target);
+                    }
+                    Err(e) if e.is_not_found() => {
+                        tracing::debug!(error = %e, "object gone, write dropped");
+                        attempts.remove(&target);
+                    }
+                    Err(e) => {
+                        sink.metrics.update_errors.inc();
+                        let n = attempts.entry(target.clone()).or_insert(0);
+                        *n += 1;
+                        let delay = (RETRY_MIN * 2u32.saturating_pow(*n - 1)).min(RETRY_MAX);
+                        tracing::warn!(error = %e, retry_in = ?delay, "write failed");
+                        if !pending.contains_key(&target) {
+                            let tx = retry_tx.clone();
+                            let mut epochs = epoch_rx.clone();
+                            let at = epoch;
+                            tokio::spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                if *epochs.borrow_and_update() == at {
+                                    let _ = tx.send((target, write));
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        while jobs.len() < IN_FLIGHT {
+            if let Some(target) = queue.pop_front() {
+                let Some(write) = pending.remove(&target) else {
+                    continue;
+                };
+                in_flight.insert(target.clone());
+                sink.metrics.updates.inc();
+                let s = sink.clone();
+                jobs.push(Box::pin(async move {
+                    let result = s.write(&target, &write).await;
+                    (Some((target, write)), result)
+                }));
+            } else if let Some((regarding, event)) = events.pop_front() {
+                let s = sink.clone();
+                jobs.push(Box::pin(async move {
+                    (None, s.publish(&regarding, &event).await)
+                }));
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// Records the latest write for `target` and queues it unless it is queued or in flight (it is
+/// then picked up when the request in flight completes).
+fn enqueue(
+    pending: &mut HashMap<Target, Write>,
+    queue: &mut VecDeque<Target>,
+    in_flight: &HashSet<Target>,
+    target: Target,
+    write: Write,
+) {
+    let fresh = pending.insert(target.clone(), write).is_none();
+    if fresh && !in_flight.contains(&target) {
+        queue.push_back(target);
+    }
+}
+
+impl Sink {
+    fn apply_params() -> PatchParams {
+        PatchParams::apply(field_managers::CONTROLLER).force()
+    }
+
+    fn merge_params() -> PatchParams {
+        PatchParams {
+            field_manager: Some(field_managers::CONTROLLER.to_string()),
+            ..Default::default()
+        }
+    }
+
+    async fn write(&self, target: &Target, write: &Write) -> Result<(), WriteError> {
+        match (target, write) {
+            (Target::Service { namespace, name }, w) => {
+                let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+                let err = |source| WriteError::Service {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    source,
+                };
+                match w {
+                    Write::ServiceAssigned {
+                        body,
+                        drop_deprecated,
+                    } => {
+                        api.patch_status(name, &Self::apply_params(), &Patch::Apply(body))
+                            .await
+                            .map_err(err)?;
+                        if *drop_deprecated {
+                            let patch = serde_json::json!({"metadata": {"annotations": {
+                                crate::service::deprecated_pool_annotation(): null}}});
+                            api.patch_status(name, &Self::merge_params(), &Patch::Merge(&patch))
+                                .await
+                                .map_err(err)?;
+                        }
+                    }
+                    Write::ServiceCleared { patch } => {
+                        api.patch_status(name, &Self::merge_params(), &Patch::Merge(patch))
+                            .await
+                            .map_err(err)?;
+                    }
+                    other => unreachable!("not a Service write: {other:?}"),
+                }
+                tracing::debug!(service = %format!("{namespace}/{name}"), "status written");
+                Ok(())
+            }
+            (Target::Pool(name), Write::PoolStatus { body }) => {
+                let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.namespace);
+                api.patch_status(name, &Self::apply_params(), &Patch::Apply(body))
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| WriteError::Pool {
+                        name: name.clone(),
+                        source,
+                    })
+            }
+            (Target::ConfigurationState, Write::ConfigurationState { object, status }) => {
+                let api: Api<ConfigurationState> =
+                    Api::namespaced(self.client.clone(), &self.namespace);
+                let name = crate::config_state::NAME;
+                let err = |source| WriteError::ConfigurationState {
+                    name: name.to_string(),
+                    source,
+                };
+                api.patch(name, &Self::apply_params(), &Patch::Apply(object))
+                    .await
+                    .map_err(err)?;
+                api.patch_status(name, &Self::apply_params(), &Patch::Apply(status))
+                    .await
+                    .map_err(err)?;
+                Ok(())
+            }
+            (t, w) => unreachable!("write {w:?} does not fit {t:?}"),
+        }
+    }
+
+    async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        event: &allocator::Event,
+    ) -> Result<(), WriteError> {
+        let ev = KubeEvent {
+            type_: match event.type_ {
+                allocator::EventType::Normal => EventType::Normal,
+                allocator::EventType::Warning => EventType::Warning,
+            },
+            reason: event.reason.to_string(),
+            note: Some(event.message.clone()),
+            action: "Allocate".to_string(),
+            secondary: None,
+        };
+        self.recorder
+            .publish(&ev, regarding)
+            .await
+            .map_err(WriteError::Event)
+    }
+}
+
+/// Creates an object if it does not exist; used for the memberlist Secret.
+pub async fn create_if_missing<K>(api: &Api<K>, object: &K) -> Result<bool, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), object).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}

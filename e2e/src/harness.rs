@@ -37,8 +37,9 @@ use crate::topology;
 /// Field manager the harness applies objects with.
 pub const FIELD_MANAGER: &str = "metallb-e2e";
 
-/// Failures of the harness.
-#[derive(Debug, thiserror::Error)]
+/// Failures of the harness. `Debug` prints the message (what `unwrap()` and `expect()`
+/// show in a failed test), not the structure.
+#[derive(thiserror::Error)]
 pub enum HarnessError {
     #[error("the local cluster is not up: run hack/local-up.sh ({0} not found)")]
     NotUp(PathBuf),
@@ -72,6 +73,18 @@ pub enum HarnessError {
     Cmd(#[from] crate::cmd::CmdError),
     #[error("unknown network namespace name {0}")]
     UnknownName(String),
+}
+
+impl std::fmt::Debug for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            write!(f, "\n  caused by: {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }
 
 /// Where to look when something failed.

@@ -4,6 +4,7 @@
 //! `announcer` (the state machine tying them) are pure; `driver` runs the sockets.
 
 pub mod announcer;
+pub mod driver;
 pub mod gratuitous;
 pub mod interfaces;
 pub mod packet;

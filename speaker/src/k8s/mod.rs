@@ -1,0 +1,164 @@
+//! Observe: watchers on everything the speaker reads, as in-memory stores, and the conversion
+//! of those objects into the election's inputs ([`model`]) and the parser's
+//! ([`Stores::resources`]). Nothing here writes to the API.
+
+pub mod model;
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use metallb_api::config::Resources;
+use metallb_api::constants::names::BGP_EXTRAS_CONFIGMAP;
+use metallb_api::{v1beta1, v1beta2};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+/// Every store, and what wakes the loops that read them.
+#[derive(Clone)]
+pub struct Stores {
+    pub services: Store<Service>,
+    pub slices: Store<EndpointSlice>,
+    pub nodes: Store<Node>,
+    pub namespaces: Store<Namespace>,
+    pub pools: Store<v1beta1::IPAddressPool>,
+    pub l2_advertisements: Store<v1beta1::L2Advertisement>,
+    pub bgp_advertisements: Store<v1beta1::BGPAdvertisement>,
+    pub peers: Store<v1beta2::BGPPeer>,
+    pub bfd_profiles: Store<v1beta1::BFDProfile>,
+    pub communities: Store<v1beta1::Community>,
+    pub secrets: Store<Secret>,
+    pub extras: Store<ConfigMap>,
+    /// Something the configuration depends on changed.
+    pub config_changed: Arc<Notify>,
+    /// Services, EndpointSlices or Nodes changed.
+    pub state_changed: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores")
+    }
+}
+
+/// Starts a reflector; every change notifies each of `notify`.
+pub(crate) fn reflect<K>(api: Api<K>, config: watcher::Config, notify: Vec<Arc<Notify>>) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&K::DynamicType::default()).to_string();
+    let stream = reflector(writer, watcher(api, config)).default_backoff();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => notify.iter().for_each(|n| n.notify_one()),
+                Err(e) => tracing::warn!(kind, error = %e, "watch failed, retrying"),
+            }
+        }
+    });
+    reader
+}
+
+impl Stores {
+    /// Starts every watcher: cluster-wide Services, EndpointSlices, Nodes and Namespaces;
+    /// MetalLB objects, Secrets and the `bgpextras` ConfigMap in `namespace`.
+    pub fn start(client: &Client, namespace: &str) -> Self {
+        let config_changed = Arc::new(Notify::new());
+        let state_changed = Arc::new(Notify::new());
+        let cfg = || vec![config_changed.clone()];
+        let state = || vec![state_changed.clone()];
+        let both = || vec![config_changed.clone(), state_changed.clone()];
+        let any = watcher::Config::default;
+        let ns = |c: &Client| c.clone();
+        Self {
+            services: reflect(Api::all(client.clone()), any(), state()),
+            slices: reflect(Api::all(client.clone()), any(), state()),
+            // Node labels feed the advertisements' node selectors (resolved when parsing) and
+            // the election.
+            nodes: reflect(Api::all(client.clone()), any(), both()),
+            namespaces: reflect(Api::all(client.clone()), any(), cfg()),
+            pools: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
+            l2_advertisements: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
+            bgp_advertisements: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
+            peers: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
+            bfd_profiles: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
+            communities: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
+            secrets: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
+            extras: reflect(
+                Api::namespaced(ns(client), namespace),
+                any().fields(&format!("metadata.name={BGP_EXTRAS_CONFIGMAP}")),
+                cfg(),
+            ),
+            config_changed,
+            state_changed,
+        }
+    }
+
+    /// Waits until every store has its initial list.
+    pub async fn ready(&self) {
+        let _ = futures::join!(
+            self.services.wait_until_ready(),
+            self.slices.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+            self.pools.wait_until_ready(),
+            self.l2_advertisements.wait_until_ready(),
+            self.bgp_advertisements.wait_until_ready(),
+            self.peers.wait_until_ready(),
+            self.bfd_profiles.wait_until_ready(),
+            self.communities.wait_until_ready(),
+            self.secrets.wait_until_ready(),
+            self.extras.wait_until_ready(),
+        );
+    }
+
+    /// The parser's input, from the stores as they are now.
+    pub fn resources(&self) -> Resources {
+        fn all<K: Clone + Resource>(s: &Store<K>) -> Vec<K>
+        where
+            K::DynamicType: Eq + Hash + Clone,
+        {
+            let mut v: Vec<K> = s.state().iter().map(|k| (**k).clone()).collect();
+            v.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+            v
+        }
+        Resources {
+            pools: all(&self.pools),
+            l2_advertisements: all(&self.l2_advertisements),
+            bgp_advertisements: all(&self.bgp_advertisements),
+            peers: all(&self.peers),
+            bfd_profiles: all(&self.bfd_profiles),
+            communities: all(&self.communities),
+            secrets: all(&self.secrets),
+            nodes: all(&self.nodes),
+            namespaces: all(&self.namespaces),
+            bgp_extras: self
+                .extras
+                .state()
+                .first()
+                .and_then(|c| c.data.as_ref())
+                .and_then(|d| d.get("extras").cloned()),
+        }
+    }
+}
+
+/// Watches the speaker pods selected by `labels` in `namespace`: node name → gossip address
+/// (`status.podIP`, which is the node's IP with hostNetwork).
+pub fn speaker_pods(client: &Client, namespace: &str, labels: &str) -> (Store<Pod>, Arc<Notify>) {
+    let changed = Arc::new(Notify::new());
+    let store = reflect(
+        Api::namespaced(client.clone(), namespace),
+        watcher::Config::default().labels(labels),
+        vec![changed.clone()],
+    );
+    (store, changed)
+}

@@ -1,0 +1,203 @@
+//! Runs the [`Announcer`] on raw sockets: one AF_PACKET socket for ARP and one for IPv6
+//! (filtered to Neighbor Solicitations and Advertisements) per answering link.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::SockFilter;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::announcer::{Action, Announcer, SendKind};
+use super::interfaces::{Link, Plan};
+use super::packet::{ETHERTYPE_ARP, ETHERTYPE_IPV6, MacAddr};
+use crate::metrics::{Layer2, Metrics};
+use crate::sys::PacketSocket;
+
+/// What the announcer should answer for, with the links it names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub plan: Plan,
+    pub links: Vec<Link>,
+}
+
+/// Someone else announced an IP this node answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherOwner {
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+}
+
+/// Classic BPF: IPv6 frames whose next header is ICMPv6 (byte 20) and whose ICMPv6 type
+/// (byte 54) is 135 (NS) or 136 (NA); everything else is dropped in the kernel.
+fn ndp_filter() -> [SockFilter; 7] {
+    const LD_B_ABS: u16 = 0x30;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    [
+        SockFilter::new(LD_B_ABS, 0, 0, 20),
+        SockFilter::new(JEQ_K, 0, 4, 58),
+        SockFilter::new(LD_B_ABS, 0, 0, 54),
+        SockFilter::new(JEQ_K, 1, 0, 135),
+        SockFilter::new(JEQ_K, 0, 1, 136),
+        SockFilter::new(RET_K, 0, 0, 0x40000),
+        SockFilter::new(RET_K, 0, 0, 0),
+    ]
+}
+
+struct Sockets {
+    arp: Arc<PacketSocket>,
+    ndp: Arc<PacketSocket>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        for r in &self.readers {
+            r.abort();
+        }
+    }
+}
+
+fn open(link: &Link, frames: &mpsc::Sender<(u32, Vec<u8>)>) -> std::io::Result<Sockets> {
+    let arp = Arc::new(PacketSocket::open(link.index, ETHERTYPE_ARP)?);
+    let ndp = Arc::new(PacketSocket::open(link.index, ETHERTYPE_IPV6)?);
+    ndp.attach_filter(&ndp_filter())?;
+    let readers = [arp.clone(), ndp.clone()]
+        .into_iter()
+        .map(|socket| {
+            let frames = frames.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                loop {
+                    match socket.recv(&mut buf).await {
+                        Ok(len) => {
+                            if frames.send((socket.index(), buf[..len].to_vec())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, index = socket.index(), "failed to receive on a raw socket");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    Ok(Sockets { arp, ndp, readers })
+}
+
+/// Runs until `targets` closes; then stops answering everywhere.
+pub async fn run(
+    mut targets: watch::Receiver<Target>,
+    metrics: Arc<Metrics>,
+    others: mpsc::UnboundedSender<OtherOwner>,
+    periodic: Option<Duration>,
+) {
+    let mut announcer = Announcer::new(periodic);
+    let mut sockets: BTreeMap<u32, Sockets> = BTreeMap::new();
+    let (frames_tx, mut frames) = mpsc::channel::<(u32, Vec<u8>)>(1024);
+    let mut target = targets.borrow_and_update().clone();
+    let mut actions = announcer.apply(&target.plan, &target.links, Instant::now().into_std());
+    loop {
+        execute(
+            &mut sockets,
+            &frames_tx,
+            &metrics,
+            &others,
+            std::mem::take(&mut actions),
+        );
+        let wake = announcer.next_timer().map(Instant::from_std);
+        tokio::select! {
+            changed = targets.changed() => {
+                if changed.is_err() {
+                    tracing::info!("stopped answering ARP and NDP");
+                    return;
+                }
+                target = targets.borrow_and_update().clone();
+                actions = announcer.apply(&target.plan, &target.links, Instant::now().into_std());
+            }
+            Some((index, frame)) = frames.recv() => {
+                actions = announcer.on_frame(index, &frame);
+            }
+            _ = async { tokio::time::sleep_until(wake.expect("guarded")).await }, if wake.is_some() => {
+                actions = announcer.on_timer(Instant::now().into_std());
+            }
+        }
+    }
+}
+
+fn execute(
+    sockets: &mut BTreeMap<u32, Sockets>,
+    frames: &mpsc::Sender<(u32, Vec<u8>)>,
+    metrics: &Metrics,
+    others: &mpsc::UnboundedSender<OtherOwner>,
+    actions: Vec<Action>,
+) {
+    for action in actions {
+        match action {
+            Action::Open(link) => match open(&link, frames) {
+                Ok(s) => {
+                    tracing::info!(interface = %link.name, mac = %link.mac, "answering ARP and NDP");
+                    sockets.insert(link.index, s);
+                }
+                Err(e) => {
+                    tracing::error!(interface = %link.name, error = %e, "failed to open raw sockets (CAP_NET_RAW?)")
+                }
+            },
+            Action::Close(index) => {
+                if sockets.remove(&index).is_some() {
+                    tracing::info!(index, "stopped answering on an interface");
+                }
+            }
+            Action::Join { index, group } => {
+                if let Some(s) = sockets.get(&index)
+                    && let Err(e) = s.ndp.join(group.0)
+                {
+                    tracing::warn!(index, %group, error = %e, "failed to join a multicast group");
+                }
+            }
+            Action::Leave { index, group } => {
+                if let Some(s) = sockets.get(&index)
+                    && let Err(e) = s.ndp.leave(group.0)
+                {
+                    tracing::debug!(index, %group, error = %e, "failed to leave a multicast group");
+                }
+            }
+            Action::Send {
+                index,
+                frame,
+                ip,
+                kind,
+            } => {
+                let Some(s) = sockets.get(&index) else {
+                    continue;
+                };
+                let socket = if frame.get(12..14) == Some(&ETHERTYPE_ARP.to_be_bytes()[..]) {
+                    &s.arp
+                } else {
+                    &s.ndp
+                };
+                match socket.send(&frame) {
+                    Ok(()) => metrics.count(
+                        match kind {
+                            SendKind::Response => Layer2::ResponseSent,
+                            SendKind::Gratuitous => Layer2::GratuitousSent,
+                        },
+                        ip,
+                    ),
+                    Err(e) => tracing::debug!(index, %ip, error = %e, "failed to send a frame"),
+                }
+            }
+            Action::RequestReceived { ip } => metrics.count(Layer2::RequestReceived, ip),
+            Action::OtherOwner { ip, mac, index } => {
+                tracing::debug!(%ip, %mac, index, "another node announced an IP this node answers for");
+                let _ = others.send(OtherOwner { ip, mac });
+            }
+        }
+    }
+}

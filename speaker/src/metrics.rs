@@ -1,0 +1,174 @@
+//! The speaker's metrics, with MetalLB's names and types, in the Prometheus text format.
+//!
+//! Decision: written by hand rather than with `prometheus-client`, whose OpenMetrics output
+//! renames every counter to `<name>_total`; MetalLB's dashboards and alerts query
+//! `metallb_layer2_requests_received`, not `metallb_layer2_requests_received_total`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// The labels of `metallb_speaker_announced`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Announced {
+    pub service: String,
+    pub protocol: &'static str,
+    pub node: String,
+    pub ip: IpAddr,
+}
+
+#[derive(Debug, Default)]
+struct Values {
+    announced: BTreeMap<Announced, ()>,
+    requests_received: BTreeMap<IpAddr, u64>,
+    responses_sent: BTreeMap<IpAddr, u64>,
+    gratuitous_sent: BTreeMap<IpAddr, u64>,
+    config_loaded: bool,
+    config_stale: bool,
+    live_speakers: usize,
+}
+
+/// Shared by every task; cheap to update.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    values: Mutex<Values>,
+}
+
+/// Which L2 counter to bump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer2 {
+    RequestReceived,
+    ResponseSent,
+    GratuitousSent,
+}
+
+impl Metrics {
+    fn with<T>(&self, f: impl FnOnce(&mut Values) -> T) -> T {
+        let mut v = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut v)
+    }
+
+    pub fn count(&self, which: Layer2, ip: IpAddr) {
+        self.with(|v| {
+            let map = match which {
+                Layer2::RequestReceived => &mut v.requests_received,
+                Layer2::ResponseSent => &mut v.responses_sent,
+                Layer2::GratuitousSent => &mut v.gratuitous_sent,
+            };
+            *map.entry(ip).or_default() += 1;
+        });
+    }
+
+    /// Replaces the set of announced (service, ip) series.
+    pub fn set_announced(&self, announced: impl IntoIterator<Item = Announced>) {
+        self.with(|v| v.announced = announced.into_iter().map(|a| (a, ())).collect());
+    }
+
+    pub fn set_config(&self, loaded: bool, stale: bool) {
+        self.with(|v| {
+            v.config_loaded = loaded;
+            v.config_stale = stale;
+        });
+    }
+
+    pub fn set_live_speakers(&self, count: usize) {
+        self.with(|v| v.live_speakers = count);
+    }
+
+    /// The text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        self.with(|v| {
+            let mut out = String::new();
+            header(&mut out, "metallb_speaker_announced", "gauge", "The number of services announced by this speaker.");
+            for a in v.announced.keys() {
+                let _ = writeln!(
+                    out,
+                    "metallb_speaker_announced{{ip=\"{}\",node=\"{}\",protocol=\"{}\",service=\"{}\"}} 1",
+                    a.ip,
+                    escape(&a.node),
+                    a.protocol,
+                    escape(&a.service)
+                );
+            }
+            for (name, help, map) in [
+                ("metallb_layer2_requests_received", "Number of layer2 requests received for owned IPs.", &v.requests_received),
+                ("metallb_layer2_responses_sent", "Number of layer2 responses sent for owned IPs.", &v.responses_sent),
+                ("metallb_layer2_gratuitous_sent", "Number of gratuitous layer2 packets sent for owned IPs.", &v.gratuitous_sent),
+            ] {
+                header(&mut out, name, "counter", help);
+                for (ip, n) in map {
+                    let _ = writeln!(out, "{name}{{ip=\"{ip}\"}} {n}");
+                }
+            }
+            header(&mut out, "metallb_k8s_client_config_loaded_bool", "gauge", "1 if the MetalLB configuration was successfully loaded at least once.");
+            let _ = writeln!(out, "metallb_k8s_client_config_loaded_bool {}", u8::from(v.config_loaded));
+            header(&mut out, "metallb_k8s_client_config_stale_bool", "gauge", "1 if running on a stale configuration, because the latest config failed to load.");
+            let _ = writeln!(out, "metallb_k8s_client_config_stale_bool {}", u8::from(v.config_stale));
+            header(&mut out, "metallb_speaker_live_speakers", "gauge", "The number of speakers this speaker sees alive, itself included.");
+            let _ = writeln!(out, "metallb_speaker_live_speakers {}", v.live_speakers);
+            out
+        })
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    #[test]
+    fn the_exposition_uses_metallbs_names_labels_and_types() {
+        let m = Metrics::default();
+        let ip: IpAddr = "192.0.2.200".parse().unwrap();
+        m.set_announced([Announced {
+            service: "demo/web".into(),
+            protocol: "layer2",
+            node: "node-1".into(),
+            ip,
+        }]);
+        m.count(Layer2::RequestReceived, ip);
+        m.count(Layer2::RequestReceived, ip);
+        m.count(Layer2::ResponseSent, ip);
+        m.count(Layer2::GratuitousSent, "2001:db8:0:1::200".parse().unwrap());
+        m.set_config(true, false);
+        m.set_live_speakers(3);
+        assert_eq!(
+            m.render(),
+            r#"# HELP metallb_speaker_announced The number of services announced by this speaker.
+# TYPE metallb_speaker_announced gauge
+metallb_speaker_announced{ip="192.0.2.200",node="node-1",protocol="layer2",service="demo/web"} 1
+# HELP metallb_layer2_requests_received Number of layer2 requests received for owned IPs.
+# TYPE metallb_layer2_requests_received counter
+metallb_layer2_requests_received{ip="192.0.2.200"} 2
+# HELP metallb_layer2_responses_sent Number of layer2 responses sent for owned IPs.
+# TYPE metallb_layer2_responses_sent counter
+metallb_layer2_responses_sent{ip="192.0.2.200"} 1
+# HELP metallb_layer2_gratuitous_sent Number of gratuitous layer2 packets sent for owned IPs.
+# TYPE metallb_layer2_gratuitous_sent counter
+metallb_layer2_gratuitous_sent{ip="2001:db8:0:1::200"} 1
+# HELP metallb_k8s_client_config_loaded_bool 1 if the MetalLB configuration was successfully loaded at least once.
+# TYPE metallb_k8s_client_config_loaded_bool gauge
+metallb_k8s_client_config_loaded_bool 1
+# HELP metallb_k8s_client_config_stale_bool 1 if running on a stale configuration, because the latest config failed to load.
+# TYPE metallb_k8s_client_config_stale_bool gauge
+metallb_k8s_client_config_stale_bool 0
+# HELP metallb_speaker_live_speakers The number of speakers this speaker sees alive, itself included.
+# TYPE metallb_speaker_live_speakers gauge
+metallb_speaker_live_speakers 3
+"#
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! `pod=<POD_NAME> namespace=<POD_NAMESPACE> node=<NODE_NAME> client=<ip>:<port>\n`, where the
 //! names come from the environment (downward API in the test Deployments) and the client is
 //! the peer address the server saw (so tests can check source-IP preservation);
-//! `GET /healthz` answers `ok`. Binds `[::]` (both families).
+//! `GET /healthz` answers `ok`. TCP binds `[::]` (both families); UDP binds the pod IPs from
+//! `POD_IPS`/`POD_IP` when set (see [`serve`]).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -20,6 +21,16 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The pod IPs from `POD_IPS` (comma-separated, downward API `status.podIPs`) or `POD_IP`.
+    pub fn addresses_from_env() -> Vec<IpAddr> {
+        let list = std::env::var("POD_IPS")
+            .or_else(|_| std::env::var("POD_IP"))
+            .unwrap_or_default();
+        list.split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    }
+
     /// From `POD_NAME`, `POD_NAMESPACE`, `NODE_NAME` (empty when unset).
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -53,23 +64,40 @@ pub fn respond(request_line: &str, identity: &Identity, client: SocketAddr) -> (
 }
 
 /// Serves HTTP on TCP `port` and the identity line on UDP `port`, until the process ends.
-pub async fn serve(port: u16, identity: Identity) -> std::io::Result<()> {
+///
+/// UDP is bound to each of `udp_addresses` (the pod IPs) when given: a socket bound to the
+/// wildcard address answers from whatever address routing picks, which a connected client and
+/// a DNAT reverse mapping both reject. Pods share their node's network namespace here, so
+/// the pod IPs are not the only addresses around.
+pub async fn serve(port: u16, identity: Identity, udp_addresses: &[IpAddr]) -> std::io::Result<()> {
     let any = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
     let tcp = TcpListener::bind(any).await?;
-    let udp = UdpSocket::bind(any).await?;
-    tracing::info!(port, ?identity, "echo server listening on TCP and UDP");
-    let udp_identity = identity.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 1500];
-        loop {
-            match udp.recv_from(&mut buf).await {
-                Ok((_, peer)) => {
-                    let _ = udp.send_to(udp_identity.line(peer).as_bytes(), peer).await;
+    let binds: Vec<SocketAddr> = if udp_addresses.is_empty() {
+        vec![any]
+    } else {
+        udp_addresses
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect()
+    };
+    for addr in &binds {
+        let udp = UdpSocket::bind(addr).await?;
+        let identity = identity.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                match udp.recv_from(&mut buf).await {
+                    Ok((_, peer)) => {
+                        let _ = udp
+                            .send_to(identity.line(canonical(peer)).as_bytes(), peer)
+                            .await;
+                    }
+                    Err(err) => tracing::warn!(%err, "udp receive failed"),
                 }
-                Err(err) => tracing::warn!(%err, "udp receive failed"),
             }
-        }
-    });
+        });
+    }
+    tracing::info!(port, ?identity, udp = ?binds, "echo server listening on TCP and UDP");
     loop {
         let (stream, peer) = tcp.accept().await?;
         let identity = identity.clone();

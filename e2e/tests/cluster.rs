@@ -40,6 +40,7 @@ spec:
             - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
             - {{name: POD_NAMESPACE, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
             - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+            - {{name: POD_IPS, valueFrom: {{fieldRef: {{fieldPath: status.podIPs}}}}}}
           readinessProbe:
             httpGet: {{path: /healthz, port: http}}
             periodSeconds: 2
@@ -51,7 +52,9 @@ spec:
   type: {service_type}
   ipFamilyPolicy: PreferDualStack
   selector: {{app: {name}}}
-  ports: [{{name: http, port: 80, targetPort: http}}]
+  ports:
+    - {{name: http, port: 80, targetPort: http}}
+    - {{name: udp, port: 53, protocol: UDP, targetPort: 8080}}
 "#
     )
 }
@@ -311,6 +314,35 @@ async fn http_from_a_node_to_the_cluster_ip_reaches_a_backend_in_both_families()
         );
     }
     assert!(seen.len() > 1, "load balanced over {seen:?}");
+
+    // UDP goes through the same data path (the echo server answers datagrams too).
+    for ip in &cluster_ips {
+        let answer = wait_for(
+            &format!("a UDP answer from {ip}:53"),
+            Duration::from_secs(30),
+            || async { udp_echo("node-3", ip, 53) },
+        )
+        .await
+        .unwrap();
+        assert!(
+            names.iter().any(|n| answer.contains(&format!("pod={n} "))),
+            "{answer}"
+        );
+    }
+}
+
+/// Sends one datagram from namespace `from` and returns the answer (bash's /dev/udp; `dd`
+/// reads exactly one datagram).
+fn udp_echo(from: &str, ip: &str, port: u16) -> Result<String, String> {
+    let script = format!(
+        "exec 3<>/dev/udp/{ip}/{port}; echo hello >&3; timeout 2 dd bs=1500 count=1 <&3 2>/dev/null"
+    );
+    let out = netns_exec(from, &["bash", "-c", &script]).map_err(|e| e.to_string())?;
+    if out.stdout.contains("pod=") {
+        Ok(out.stdout)
+    } else {
+        Err(format!("no answer: {}", out.stderr.trim()))
+    }
 }
 
 #[tokio::test]
@@ -714,7 +746,7 @@ async fn load_balancer_ip_in_the_service_status_is_served_by_the_node_data_path(
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
-async fn init_containers_run_first_and_crashing_containers_restart_with_backoff() {
+async fn init_containers_run_first_and_crashing_or_unhealthy_containers_restart() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("restarts").await.unwrap();
     cluster
@@ -738,6 +770,18 @@ spec:
       command: ["/bin/sh", "-c", "cat /work/marker; exit 3"]
       volumeMounts: [{name: work, mountPath: /work}]
   volumes: [{name: work, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unhealthy}
+spec:
+  nodeName: node-1
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: echo
+      image: localhost/echo:latest
+      ports: [{containerPort: 18090}]
+      livenessProbe: {httpGet: {path: /no-such-page, port: 18090}, periodSeconds: 1, failureThreshold: 2}
 ---
 apiVersion: v1
 kind: Pod
@@ -802,6 +846,26 @@ spec:
         log.matches("prepared").count() >= 2,
         "every run saw the init container's file: {log}"
     );
+
+    wait_for(
+        "the failing liveness probe to restart the container",
+        POD_TIMEOUT,
+        || async {
+            let pod = pods.get("unhealthy").await.map_err(|e| e.to_string())?;
+            let restarts = pod
+                .status
+                .and_then(|s| s.container_statuses)
+                .and_then(|c| c.first().map(|c| c.restart_count))
+                .unwrap_or(0);
+            if restarts >= 1 {
+                Ok(())
+            } else {
+                Err(format!("{restarts} restarts"))
+            }
+        },
+    )
+    .await
+    .unwrap();
 
     wait_for("the run-once pod to succeed", POD_TIMEOUT, || async {
         let pod = pods.get("once").await.map_err(|e| e.to_string())?;

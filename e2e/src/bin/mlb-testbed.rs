@@ -219,6 +219,7 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
             metallb_e2e::echo::serve(
                 port.unwrap_or(default_port),
                 metallb_e2e::echo::Identity::from_env(),
+                &metallb_e2e::echo::Identity::addresses_from_env(),
             )
             .await?;
             Ok(())

@@ -40,11 +40,12 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    /// The `tracing` filter directive.
+    /// The `tracing` filter directive. `debug` is ours only: the HTTP and TLS libraries'
+    /// debug output would drown it.
     pub fn directive(self) -> &'static str {
         match self {
             Self::All => "trace",
-            Self::Debug => "debug",
+            Self::Debug => "info,metallb_controller=debug,metallb_api=debug",
             Self::Info => "info",
             Self::Warn => "warn",
             Self::Error => "error",
@@ -235,7 +236,10 @@ mod tests {
         assert_eq!(args.cert_validity, Duration::from_secs(90));
         assert_eq!(args.tls_min_version, TlsVersion::Tls12);
         assert_eq!(args.bgp_backend, Some(BgpBackend::Frr));
-        assert_eq!(args.log_level.directive(), "debug");
+        assert_eq!(
+            args.log_level.directive(),
+            "info,metallb_controller=debug,metallb_api=debug"
+        );
         let err = Args::try_parse_from(["metallb-controller", "--bgp-backend=frr-k8s"])
             .unwrap_err()
             .to_string();

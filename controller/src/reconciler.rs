@@ -604,10 +604,10 @@ impl Reconciler {
             for e in &events {
                 match e.type_ {
                     EventType::Normal => {
-                        tracing::info!(service = %key, reason = e.reason, message = %e.message, "event")
+                        tracing::info!(service = %key, reason = e.reason, note = %e.message, "event")
                     }
                     EventType::Warning => {
-                        tracing::warn!(service = %key, reason = e.reason, message = %e.message, "event")
+                        tracing::warn!(service = %key, reason = e.reason, note = %e.message, "event")
                     }
                 }
                 self.writer.publish(regarding.clone(), e.clone());

@@ -74,6 +74,29 @@ impl Install {
         let install = Self {
             cluster: cluster.clone(),
         };
+        // Services of an earlier test may still be there while their namespace terminates;
+        // a fresh controller would give them addresses.
+        let services: Api<Service> = Api::all(cluster.client());
+        wait_for("no Service of the test class left", SETTLE, || async {
+            let list = services
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let left: Vec<String> = list
+                .items
+                .iter()
+                .filter(|s| {
+                    s.spec
+                        .as_ref()
+                        .and_then(|sp| sp.load_balancer_class.as_deref())
+                        == Some(CLASS)
+                })
+                .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
+                .collect();
+            left.is_empty().then_some(()).ok_or(format!("{left:?}"))
+        })
+        .await
+        .unwrap();
         let crds = std::fs::read_dir(root().join("manifests/crd")).unwrap();
         let mut files: Vec<PathBuf> = crds.map(|e| e.unwrap().path()).collect();
         files.sort();
@@ -174,7 +197,10 @@ impl Drop for Install {
                 "-n",
                 NS,
                 "delete",
-                "secret/metallb-webhook-cert,secret/memberlist,lease/metallb-controller,service/metallb-webhook-service",
+                "secret/metallb-webhook-cert",
+                "secret/memberlist",
+                "lease/metallb-controller",
+                "service/metallb-webhook-service",
             ],
             vec![
                 "-n",
@@ -335,6 +361,26 @@ async fn wait_ips(cluster: &Cluster, ns: &str, name: &str, expected: &[&str]) ->
     })
     .await
     .unwrap()
+}
+
+/// Waits until Service `name` has no LoadBalancer IP and no pool annotation.
+async fn wait_cleared(cluster: &Cluster, ns: &str, name: &str) {
+    let api: Api<Service> = Api::namespaced(cluster.client(), ns);
+    let what = format!("{ns}/{name} to have no IP and no pool annotation");
+    wait_for(&what, SETTLE, || async {
+        let s = api.get(name).await.map_err(|e| e.to_string())?;
+        let pool = s
+            .annotations()
+            .get("metallb.io/ip-allocated-from-pool")
+            .cloned();
+        if ips(&s).is_empty() && pool.is_none() {
+            Ok(())
+        } else {
+            Err(format!("has {:?} from {pool:?}", ips(&s)))
+        }
+    })
+    .await
+    .unwrap();
 }
 
 async fn current_ips(cluster: &Cluster, ns: &str, name: &str) -> Vec<String> {
@@ -511,11 +557,7 @@ async fn a_service_gets_the_lowest_free_ip_and_the_pool_status_counts_it() {
         )
         .await
         .unwrap();
-    let b = wait_ips(&cluster, ns.name(), "b", &[]).await;
-    assert_eq!(
-        b.annotations().get("metallb.io/ip-allocated-from-pool"),
-        None
-    );
+    wait_cleared(&cluster, ns.name(), "b").await;
     lb("c").create(&cluster, ns.name()).await;
     wait_ips(&cluster, ns.name(), "c", &["192.0.2.201"]).await;
 
@@ -739,11 +781,7 @@ async fn deleting_every_pool_clears_the_ips_and_a_new_pool_gives_new_ones() {
     wait_ips(&cluster, ns.name(), "a", &["192.0.2.200"]).await;
 
     delete_pool(&cluster, "old").await;
-    let a = wait_ips(&cluster, ns.name(), "a", &[]).await;
-    assert_eq!(
-        a.annotations().get("metallb.io/ip-allocated-from-pool"),
-        None
-    );
+    wait_cleared(&cluster, ns.name(), "a").await;
 
     pool(&cluster, "new", &["192.0.2.205/32"], json!({})).await;
     let a = wait_ips(&cluster, ns.name(), "a", &["192.0.2.205"]).await;
@@ -838,7 +876,18 @@ async fn ips_stay_put_across_leader_failover_restart_and_unrelated_pool_edits() 
     wait_ips(&cluster, ns.name(), "after-failover", &["192.0.2.201"]).await;
     assert_eq!(snapshot().await, before);
 
-    // Every replica stops; a pool with a higher priority appears meanwhile; they start again.
+    // A pool that every new Service will prefer moves nobody.
+    pool(
+        &cluster,
+        "0-preferred",
+        &["192.0.2.220-192.0.2.221"],
+        json!({"serviceAllocation": {"priority": 1}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(snapshot().await, before);
+
+    // Every replica stops and starts again (the webhooks are down meanwhile: no edits).
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), NS);
     let scale = |n: u32| json!({"spec": {"replicas": n}});
     deployments
@@ -861,13 +910,6 @@ async fn ips_stay_put_across_leader_failover_restart_and_unrelated_pool_edits() 
             "--timeout=60s",
         ])
         .unwrap();
-    pool(
-        &cluster,
-        "0-preferred",
-        &["192.0.2.220-192.0.2.221"],
-        json!({"serviceAllocation": {"priority": 1}}),
-    )
-    .await;
     deployments
         .patch(
             "controller",

@@ -43,6 +43,13 @@ impl Settings {
         format!("{}.{}.svc", self.service, self.namespace)
     }
 
+    /// Whether a webhook's `clientConfig.service` is our Service. Only those get our CA, so
+    /// two installations (say, a test one beside the real one) never overwrite each other's
+    /// bundle.
+    pub fn is_ours(&self, service: Option<(&String, &String)>) -> bool {
+        service.is_some_and(|(ns, name)| *ns == self.namespace && *name == self.service)
+    }
+
     /// How often to look even when nothing changed: often enough that a certificate is renewed
     /// well within the last third of its validity.
     pub fn interval(&self) -> Duration {
@@ -220,6 +227,14 @@ async fn inject(client: &Client, s: &Settings, bundle: &[u8]) -> Result<(), Rota
     {
         let mut ops = Vec::new();
         for (i, w) in vwc.webhooks.iter().flatten().enumerate() {
+            if !s.is_ours(
+                w.client_config
+                    .service
+                    .as_ref()
+                    .map(|r| (&r.namespace, &r.name)),
+            ) {
+                continue;
+            }
             if w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(bundle) {
                 // `test` guards against the list having changed since we read it.
                 ops.push(
@@ -242,7 +257,15 @@ async fn inject(client: &Client, s: &Settings, bundle: &[u8]) -> Result<(), Rota
     let what = format!("CustomResourceDefinition {BGPPEER_CRD}");
     if let Some(crd) = crds.get_opt(BGPPEER_CRD).await.map_err(inject_err(&what))? {
         let conversion = crd.spec.conversion.as_ref();
-        let webhook = conversion.filter(|c| c.strategy == "Webhook");
+        let webhook = conversion.filter(|c| c.strategy == "Webhook").filter(|c| {
+            s.is_ours(
+                c.webhook
+                    .as_ref()
+                    .and_then(|w| w.client_config.as_ref())
+                    .and_then(|cc| cc.service.as_ref())
+                    .map(|r| (&r.namespace, &r.name)),
+            )
+        });
         let current = webhook
             .and_then(|c| c.webhook.as_ref())
             .and_then(|w| w.client_config.as_ref())

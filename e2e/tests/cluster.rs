@@ -18,8 +18,10 @@ use metallb_e2e::topology;
 
 const POD_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A Deployment of the echo server and a dual-stack ClusterIP Service in front of it.
-fn echo_yaml(name: &str, replicas: u32, service_type: &str) -> String {
+/// A Deployment of the echo server on `port` and a dual-stack Service in front of it
+/// (port 80/TCP, 53/UDP). Pods of one node share its network namespace, so each test uses
+/// its own port: pods of the previous test's namespace may still be terminating.
+fn echo_yaml(name: &str, replicas: u32, service_type: &str, port: u16) -> String {
     format!(
         r#"
 apiVersion: apps/v1
@@ -35,7 +37,7 @@ spec:
       containers:
         - name: echo
           image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
+          ports: [{{name: http, containerPort: {port}}}]
           env:
             - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
             - {{name: POD_NAMESPACE, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
@@ -54,7 +56,7 @@ spec:
   selector: {{app: {name}}}
   ports:
     - {{name: http, port: 80, targetPort: http}}
-    - {{name: udp, port: 53, protocol: UDP, targetPort: 8080}}
+    - {{name: udp, port: 53, protocol: UDP, targetPort: {port}}}
 "#
     )
 }
@@ -175,7 +177,7 @@ async fn echo_deployment_runs_ready_pods_as_processes_in_node_namespaces() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("echo").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 3, "ClusterIP"))
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 3, "ClusterIP", 8081))
         .await
         .unwrap();
     let pods = ready_pods(&cluster, ns.name(), "echo", 3).await;
@@ -227,7 +229,7 @@ async fn echo_deployment_runs_ready_pods_as_processes_in_node_namespaces() {
     for pod in &pods {
         for ip in pod.status.as_ref().unwrap().pod_ips.iter().flatten() {
             let out = std::process::Command::new("curl")
-                .args(["-sS", "--max-time", "3", &url(&ip.ip, 8080)])
+                .args(["-sS", "--max-time", "3", &url(&ip.ip, 8081)])
                 .output()
                 .unwrap();
             let answer = String::from_utf8_lossy(&out.stdout);
@@ -273,7 +275,7 @@ async fn http_from_a_node_to_the_cluster_ip_reaches_a_backend_in_both_families()
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("clusterip").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 3, "ClusterIP"))
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 3, "ClusterIP", 8082))
         .await
         .unwrap();
     let pods = ready_pods(&cluster, ns.name(), "echo", 3).await;
@@ -351,7 +353,7 @@ async fn deleting_a_pod_stops_its_process() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("delete").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "ClusterIP"))
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "ClusterIP", 8083))
         .await
         .unwrap();
     let pod = ready_pods(&cluster, ns.name(), "echo", 1).await.remove(0);
@@ -400,7 +402,7 @@ async fn load_balancer_service_stays_pending_while_nothing_assigns_ips() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("lbpending").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "LoadBalancer"))
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "LoadBalancer", 8084))
         .await
         .unwrap();
     ready_pods(&cluster, ns.name(), "echo", 1).await;
@@ -634,7 +636,7 @@ async fn load_balancer_ip_in_the_service_status_is_served_by_the_node_data_path(
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("lbpath").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "LoadBalancer"))
+        .apply_yaml(Some(ns.name()), &echo_yaml("echo", 1, "LoadBalancer", 8085))
         .await
         .unwrap();
     let pod = ready_pods(&cluster, ns.name(), "echo", 1).await.remove(0);

@@ -162,6 +162,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         config: None,
         verdict: None,
         verdict_written: false,
+        parsed: None,
         announced: BTreeSet::new(),
         failed: BTreeSet::new(),
         recorder: Recorder::new(
@@ -482,6 +483,8 @@ struct Speaker {
     config: Option<Config>,
     verdict: Option<Verdict>,
     verdict_written: bool,
+    /// What the last parse read, to skip reparsing identical inputs.
+    parsed: Option<String>,
     /// Services this node announced at the last reconcile (for Events on change).
     announced: BTreeSet<ServiceKey>,
     /// Services whose interfaces were missing at the last reconcile.
@@ -493,7 +496,13 @@ struct Speaker {
 
 impl Speaker {
     async fn reparse(&mut self, stores: &Stores) {
-        let outcome = parse(&stores.resources(), &self.options);
+        let resources = stores.resources();
+        let fingerprint = format!("{resources:?}");
+        if self.parsed.as_ref() == Some(&fingerprint) && self.verdict_written {
+            return;
+        }
+        self.parsed = Some(fingerprint);
+        let outcome = parse(&resources, &self.options);
         for w in outcome.warnings() {
             tracing::debug!(problem = %w, "configuration warning");
         }
@@ -512,8 +521,11 @@ impl Speaker {
                     .filter(|p| p.severity == Severity::Error)
                     .map(ToString::to_string)
                     .collect();
-                tracing::error!(errors = ?errors, "invalid configuration: keeping the last valid one");
-                Verdict::Invalid(errors.join("\n"))
+                let verdict = Verdict::Invalid(errors.join("\n"));
+                if self.verdict.as_ref() != Some(&verdict) {
+                    tracing::error!(errors = ?errors, "invalid configuration: keeping the last valid one");
+                }
+                verdict
             }
         };
         self.metrics
@@ -569,6 +581,18 @@ impl Speaker {
 
     /// Metrics, logs and Events for what changed since the last reconcile.
     fn report(&mut self, stores: &Stores, decision: &Decision, missing: &BTreeSet<IpAddr>) {
+        for (key, outcome) in &decision.services {
+            if self.last.services.get(key) != Some(outcome) {
+                match outcome {
+                    Outcome::Announced { ips, .. } => {
+                        tracing::debug!(service = %key, ?ips, "decision: announce from this node")
+                    }
+                    Outcome::NotAnnounced(reason) => {
+                        tracing::debug!(service = %key, %reason, "decision: not announced by this node")
+                    }
+                }
+            }
+        }
         let mut series = Vec::new();
         let mut announced = BTreeSet::new();
         let mut failed = BTreeSet::new();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -121,26 +122,56 @@ impl Stores {
         );
     }
 
-    /// The parser's input, from the stores as they are now.
+    /// The parser's input, from the stores as they are now, with only what the parser reads:
+    /// names, labels, annotations and specs (no status, no resource versions), so that two
+    /// inputs compare equal when the configuration did not change (Node heartbeats and pool
+    /// status updates do not cause a reparse).
     pub fn resources(&self) -> Resources {
         fn all<K: Clone + Resource>(s: &Store<K>) -> Vec<K>
         where
             K::DynamicType: Eq + Hash + Clone,
         {
-            let mut v: Vec<K> = s.state().iter().map(|k| (**k).clone()).collect();
+            let mut v: Vec<K> = s
+                .state()
+                .iter()
+                .map(|k| {
+                    let mut k = (**k).clone();
+                    let meta = k.meta_mut();
+                    *meta = ObjectMeta {
+                        name: meta.name.take(),
+                        namespace: meta.namespace.take(),
+                        labels: meta.labels.take(),
+                        annotations: meta.annotations.take(),
+                        ..Default::default()
+                    };
+                    k
+                })
+                .collect();
             v.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
             v
         }
+        let mut pools = all(&self.pools);
+        pools.iter_mut().for_each(|p| p.status = None);
+        let mut nodes = all(&self.nodes);
+        nodes.iter_mut().for_each(|n| {
+            n.status = None;
+            n.spec = None;
+        });
+        let mut namespaces = all(&self.namespaces);
+        namespaces.iter_mut().for_each(|n| {
+            n.status = None;
+            n.spec = None;
+        });
         Resources {
-            pools: all(&self.pools),
+            pools,
             l2_advertisements: all(&self.l2_advertisements),
             bgp_advertisements: all(&self.bgp_advertisements),
             peers: all(&self.peers),
             bfd_profiles: all(&self.bfd_profiles),
             communities: all(&self.communities),
             secrets: all(&self.secrets),
-            nodes: all(&self.nodes),
-            namespaces: all(&self.namespaces),
+            nodes,
+            namespaces,
             bgp_extras: self
                 .extras
                 .state()

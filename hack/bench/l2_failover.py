@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""L2 failover benchmark (hack/bench.sh l2-failover) on the local cluster.
+
+Deploys the speakers and the controller of e2e/fixtures/speaker/speaker.yaml (the same isolated
+setup as e2e/tests/speaker_l2.rs), an echo Deployment behind a LoadBalancer Service, then runs
+trials of three kinds against the node announcing the IP:
+
+  link       the node's LAN link goes down (ip link set eth0 down in its namespace)
+  kill       the announcing speaker process is killed with SIGKILL
+  graceful   the announcing speaker pod is deleted normally (SIGTERM, handover)
+
+During each trial a probe in the client namespace (this file, `probe` mode, run with
+`ip netns exec mlb-client`) opens a new HTTP connection to the IP every 20 ms and sends an ARP
+request every 10 ms on a raw socket, recording every reply's MAC. Reported per kind:
+  - time until HTTP works again after the action (0 when it never stopped working);
+  - the longest time two nodes answered ARP at once (consecutive 30 ms windows with replies from
+    two MACs), over the whole trial including the IP moving back after recovery;
+  - the longest time with no ARP answer at all.
+Then the speakers' idle RSS.
+
+Only addresses of the test topology are used (docs/topology.md); every loop is bounded.
+"""
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NS = "metallb-spk-e2e"
+CLASS = "e2e.metallb.io/speaker"
+APP_NS = "bench-l2"
+KUBECTL = [os.path.join(ROOT, ".local/bin/kubectl"), "--kubeconfig", os.path.join(ROOT, ".local/kubeconfig")]
+NODES = ["node-1", "node-2", "node-3"]
+
+
+# ---------------------------------------------------------------------------------------------
+# probe mode (runs inside the client namespace)
+
+def probe(ip, port, seconds, iface="eth0"):
+    """Prints 'epoch_ms http ok|fail' and 'epoch_ms arp MAC' lines for `seconds`."""
+    out_lock = threading.Lock()
+
+    def emit(kind, value):
+        with out_lock:
+            sys.stdout.write(f"{time.time() * 1000:.1f} {kind} {value}\n")
+            sys.stdout.flush()
+
+    deadline = time.time() + seconds
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    raw.bind((iface, 0x0806))
+    my_mac = raw.getsockname()[4]
+    my_ip = socket.inet_aton("192.0.2.100")
+    target = socket.inet_aton(ip)
+    request = (b"\xff" * 6 + my_mac + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01"
+               + my_mac + my_ip + b"\x00" * 6 + target)
+    request += b"\x00" * (60 - len(request))
+
+    def arp_sender():
+        while time.time() < deadline:
+            raw.send(request)
+            time.sleep(0.01)
+
+    def arp_receiver():
+        raw.settimeout(0.2)
+        while time.time() < deadline:
+            try:
+                frame = raw.recv(2048)
+            except socket.timeout:
+                continue
+            if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
+                continue
+            if frame[28:32] != target:
+                continue
+            emit("arp", frame[22:28].hex(":"))
+
+    def http():
+        while time.time() < deadline:
+            started = time.time()
+            ok = False
+            try:
+                with socket.create_connection((ip, port), timeout=0.15) as s:
+                    s.settimeout(0.3)
+                    s.sendall(b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n")
+                    ok = s.recv(64).startswith(b"HTTP/1.")
+            except OSError:
+                ok = False
+            emit("http", "ok" if ok else "fail")
+            time.sleep(max(0.0, 0.02 - (time.time() - started)))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (arp_sender, arp_receiver, http)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# orchestration (runs in the machine's namespace, as root)
+
+def kubectl(*args, check=True, input=None):
+    return subprocess.run(KUBECTL + list(args), check=check, capture_output=True, text=True, input=input).stdout
+
+
+def wait(what, timeout, fn, every=0.2):
+    start = time.time()
+    last = None
+    while time.time() - start < timeout:
+        try:
+            value = fn()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - reported on timeout
+            last = e
+        time.sleep(every)
+    raise SystemExit(f"timed out after {timeout} s waiting for {what} (last: {last})")
+
+
+def apply(yaml_text):
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml_text)
+
+
+def setup():
+    crds = [os.path.join(ROOT, "manifests/crd", f) for f in sorted(os.listdir(os.path.join(ROOT, "manifests/crd")))
+            if f.endswith(".yaml") and f not in ("kustomization.yaml", "metallb.io_metallbs.yaml")]
+    for crd in crds:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", crd)
+    apply(open(os.path.join(ROOT, "e2e/fixtures/speaker/speaker.yaml")).read())
+    for rbac in ("manifests/speaker/rbac.yaml", "manifests/controller/rbac.yaml"):
+        apply(open(os.path.join(ROOT, rbac)).read().replace("metallb-system", NS))
+    kubectl("delete", "ipaddresspools.metallb.io,l2advertisements.metallb.io", "--all", "-n", NS, check=False)
+    apply(f"""
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bench, namespace: {NS}}}
+spec: {{addresses: [192.0.2.250/32]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: bench, namespace: {NS}}}
+spec: {{interfaces: [eth0]}}
+""")
+    kubectl("create", "namespace", APP_NS, check=False)
+    apply(f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: bench, namespace: {APP_NS}}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: bench}}}}
+  template:
+    metadata: {{labels: {{app: bench}}}}
+    spec:
+      topologySpreadConstraints:
+        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: bench}}}}}}
+      containers:
+        - name: echo
+          image: localhost/echo:latest
+          ports: [{{name: http, containerPort: 8080}}]
+          readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: bench, namespace: {APP_NS}}}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: {CLASS}
+  selector: {{app: bench}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+""")
+
+
+def speaker_pods():
+    pods = json.loads(kubectl("get", "pods", "-n", NS, "-l", "component=speaker", "-o", "json"))["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready(pod):
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def pid_of(pod):
+    for c in pod.get("status", {}).get("containerStatuses", []):
+        cid = c.get("containerID", "")
+        if "/" in cid:
+            try:
+                return int(cid.rsplit("/", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def owners():
+    items = json.loads(kubectl("get", "servicel2statuses.metallb.io", "-n", NS, "-l",
+                               f"metallb.io/service-name=bench,metallb.io/service-namespace={APP_NS}", "-o", "json"))["items"]
+    return sorted(i.get("status", {}).get("node", "") for i in items)
+
+
+def node_macs():
+    macs = {}
+    for node in NODES:
+        out = subprocess.run(["ip", "-n", f"mlb-{node}", "-j", "link", "show", "eth0"], capture_output=True, text=True).stdout
+        macs[json.loads(out)[0]["address"].lower()] = node
+    return macs
+
+
+def http_ok(ip):
+    r = subprocess.run(["ip", "netns", "exec", "mlb-client", "curl", "-s", "-o", "/dev/null", "--max-time", "1", f"http://{ip}/"])
+    return r.returncode == 0
+
+
+def settled(ip):
+    pods = speaker_pods()
+    if len(pods) != 3 or not all(ready(p) for p in pods):
+        return False
+    o = owners()
+    return len(o) == 1 and o[0] in NODES and http_ok(ip)
+
+
+def run_probe(ip, seconds):
+    proc = subprocess.Popen(["ip", "netns", "exec", "mlb-client", sys.executable, os.path.abspath(__file__),
+                             "probe", ip, "80", str(seconds)], stdout=subprocess.PIPE, text=True)
+    return proc
+
+
+def analyse(lines, t0, macs):
+    http = []
+    arp = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        t = float(parts[0])
+        if parts[1] == "http":
+            http.append((t, parts[2] == "ok"))
+        elif parts[1] == "arp":
+            arp.append((t, macs.get(parts[2], parts[2])))
+    # HTTP: time from the action to the first success after the last failure.
+    after = [(t, ok) for t, ok in http if t >= t0]
+    failures = [t for t, ok in after if not ok]
+    recovery = 0.0
+    if failures:
+        last_fail = failures[-1]
+        success = next((t for t, ok in after if ok and t > last_fail), None)
+        recovery = (success - t0) if success else float("inf")
+    # ARP: 30 ms windows; the longest run of windows with two answering nodes, and the longest
+    # silence.
+    window = 30.0
+    start = min(t for t, _ in arp) if arp else t0
+    end = max(t for t, _ in arp) if arp else t0
+    buckets = {}
+    for t, node in arp:
+        buckets.setdefault(int((t - start) // window), set()).add(node)
+    longest_double = run = 0
+    for i in range(int((end - start) // window) + 1):
+        if len(buckets.get(i, ())) >= 2:
+            run += 1
+            longest_double = max(longest_double, run)
+        else:
+            run = 0
+    times = sorted(t for t, _ in arp)
+    silence = max((b - a for a, b in zip(times, times[1:])), default=0.0)
+    answering = sorted({n for _, n in arp})
+    return recovery, longest_double * window, silence, answering
+
+
+def trial(kind, ip, macs):
+    before = owners()[0]
+    proc = run_probe(ip, 16)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    time.sleep(1.5)
+    t0 = time.time() * 1000
+    pods = {p["spec"]["nodeName"]: p for p in speaker_pods()}
+    victim = pods[before]
+    if kind == "link":
+        subprocess.run(["ip", "-n", f"mlb-{before}", "link", "set", "eth0", "down"], check=True)
+        time.sleep(5)
+        subprocess.run(["ip", "-n", f"mlb-{before}", "link", "set", "eth0", "up"], check=True)
+    elif kind == "kill":
+        pid = pid_of(victim)
+        os.kill(pid, 9)
+    elif kind == "graceful":
+        kubectl("delete", "pod", "-n", NS, victim["metadata"]["name"], "--wait=false")
+    proc.wait(30)
+    reader.join(5)
+    wait("the cluster to settle", 90, lambda: settled(ip), every=0.5)
+    time.sleep(2)
+    recovery, double, silence, answering = analyse(lines, t0, macs)
+    return before, recovery, double, silence, answering
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def rss_kib():
+    out = []
+    for pod in speaker_pods():
+        pid = pid_of(pod)
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        out.append((pod["spec"]["nodeName"], int(line.split()[1])))
+        except (OSError, TypeError):
+            pass
+    return sorted(out)
+
+
+def main():
+    trials = int(os.environ.get("TRIALS", "20"))
+    kinds = os.environ.get("KINDS", "link kill graceful").split()
+    setup()
+    ip = wait("an IP on the bench Service", 120, lambda: (json.loads(kubectl(
+        "get", "service", "-n", APP_NS, "bench", "-o", "json")).get("status", {}).get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip"))
+    wait("the bench Service to answer from one node", 180, lambda: settled(ip), every=0.5)
+    time.sleep(3)
+    macs = node_macs()
+    print(f"service IP {ip}; speakers on {', '.join(NODES)}; {trials} trials per kind")
+    print(f"idle speaker RSS (KiB): {rss_kib()}")
+    results = {}
+    for kind in kinds:
+        results[kind] = []
+        for i in range(trials):
+            before, recovery, double, silence, answering = trial(kind, ip, macs)
+            results[kind].append((recovery, double, silence))
+            print(f"{kind:8} #{i + 1:2}: owner {before}, HTTP back after {recovery:7.0f} ms, "
+                  f"two answering {double:4.0f} ms, longest ARP silence {silence:6.0f} ms, answered by {answering}",
+                  flush=True)
+    print()
+    print("kind      HTTP p50   HTTP p99   HTTP max   double max   ARP silence p50   ARP silence max")
+    for kind, rows in results.items():
+        rec = [r[0] for r in rows]
+        dbl = [r[1] for r in rows]
+        sil = [r[2] for r in rows]
+        print(f"{kind:8} {percentile(rec, 50):7.0f} ms {percentile(rec, 99):7.0f} ms {max(rec):7.0f} ms "
+              f"{max(dbl):8.0f} ms {percentile(sil, 50):12.0f} ms {max(sil):13.0f} ms")
+    print(f"idle speaker RSS (KiB) after the trials: {rss_kib()}")
+    kubectl("delete", "namespace", APP_NS, "--wait=false", check=False)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "probe":
+        probe(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    else:
+        main()

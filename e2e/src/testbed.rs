@@ -362,9 +362,10 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
     wait_frr(paths, &run_dir)?;
     println!("router: FRR (zebra, bgpd, bfdd) up in {ROUTER_NETNS}");
 
-    // A process that stays in the machine's network namespace, so agents (inside node
-    // namespaces) can reach it through /proc/<pid>/ns/net to route pod IPs. (PID 1 is not
-    // ours to use: on the development machines its namespaces are not even readable.)
+    // A process that stays in the machine's mount and network namespaces, so agents (inside
+    // node namespaces) can create pod namespaces and routes there through
+    // /proc/<pid>/ns/{mnt,net}. (PID 1 is not ours to use: on the development machines its
+    // namespaces are not even readable.)
     let holder = spawn_detached(
         &[
             "setsid".to_string(),
@@ -384,7 +385,6 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
         netns: None,
     });
     state.save(paths)?;
-    let root_netns = format!("/proc/{holder}/ns/net");
 
     // Node agents.
     for node in &topo.nodes {
@@ -402,8 +402,8 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
             paths.kubeconfig().display().to_string(),
             "--bin-dir".into(),
             opts.bin_dir.display().to_string(),
-            "--root-netns".into(),
-            root_netns.clone(),
+            "--holder-pid".into(),
+            holder.to_string(),
         ];
         argv.insert(0, "setsid".into());
         let pid = spawn_detached(&argv, &log, &[("MLB_ROOT", paths.root.as_os_str())]).map_err(

@@ -34,8 +34,8 @@ pub const LAN_BRIDGE: &str = "br0";
 /// Interface names inside a node namespace.
 pub const NODE_LAN_IF: &str = "eth0";
 pub const NODE_MGMT_IF: &str = "mgmt0";
-/// Interface carrying the pod IPs of non-hostNetwork pods (a port-less bridge).
-pub const NODE_PODS_IF: &str = "pods0";
+/// The node's address on every pod veth: the pods' IPv6 gateway.
+pub const POD_GATEWAY_V6: &str = "fe80::1";
 
 /// The API server, on the machine's management address.
 pub const API_SERVER_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
@@ -133,43 +133,72 @@ impl Node {
         self.name.clone()
     }
 
-    /// Commands that give (or take back, `add == false`) a pod IP pair: the addresses on
-    /// `pods0` (run inside the node's namespace) and host routes in the machine's namespace
-    /// (`nsenter --net=<root_netns>`) via the node's management address.
-    pub fn pod_ip_commands(
-        &self,
-        v4: Ipv4Addr,
-        v6: Ipv6Addr,
-        add: bool,
-        root_netns: &str,
-    ) -> Vec<CommandLine> {
-        let (addr_verb, route_verb) = if add {
-            ("replace", "replace")
-        } else {
-            ("del", "del")
-        };
-        let root = format!("nsenter --net={root_netns} --");
+    /// The network namespace of this node's pod with IP number `k`: `mlb-pod-<node>-<k>`.
+    pub fn pod_netns(&self, k: u8) -> String {
+        format!("mlb-pod-{}-{k}", self.index)
+    }
+
+    /// The node's end of the veth of pod `k`: `p<k>`.
+    pub fn pod_veth(&self, k: u8) -> String {
+        format!("p{k}")
+    }
+
+    /// Commands (run in the machine's namespaces) that give a non-hostNetwork pod its own
+    /// network namespace with IP pair number `k`:
+    ///
+    /// ```text
+    /// mlb-pod-<i>-<k>: eth0 <v4>/32, <v6>/128; the topology's ranges via the node
+    ///     │ veth (no default route: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 via the
+    ///     │ node's mgmt0 address, on-link; 2001:db8::/32 via fe80::1)
+    /// mlb-node-<i>: p<k> (fe80::1); routes <v4>/32 and <v6>/128 dev p<k>
+    /// machine: <v4>/32 and <v6>/128 via the node's management address
+    /// ```
+    /// The node answers ARP for its own management address on `p<k>` (any local address is
+    /// answered on any interface), so the pod's IPv4 gateway needs no extra address.
+    pub fn pod_network_commands(&self, k: u8) -> Vec<CommandLine> {
+        let (v4, v6) = (self.pod_v4(k), self.pod_v6(k));
+        let (pod, node, veth) = (self.pod_netns(k), &self.netns, self.pod_veth(k));
+        let gw4 = self.mgmt_v4;
+        let mut cmds = vec![
+            format!("ip netns add {pod}"),
+            format!(
+                "ip netns exec {pod} sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+                 net.ipv6.conf.default.accept_dad=0"
+            ),
+            format!("ip -n {pod} link set lo up"),
+            format!("ip link add {veth} netns {node} type veth peer name eth0 netns {pod}"),
+            format!("ip -n {node} addr add {POD_GATEWAY_V6}/64 dev {veth} nodad"),
+            format!("ip -n {node} link set {veth} up"),
+            format!("ip -n {pod} addr add {v4}/32 dev eth0"),
+            format!("ip -n {pod} addr add {v6}/128 dev eth0 nodad"),
+            format!("ip -n {pod} link set eth0 up"),
+        ];
+        for dst in [LAN_V4, LAN2_V4, "203.0.113.0/24"] {
+            cmds.push(format!(
+                "ip -n {pod} -4 route add {dst} via {gw4} dev eth0 onlink"
+            ));
+        }
+        cmds.push(format!(
+            "ip -n {pod} -6 route add 2001:db8::/32 via {POD_GATEWAY_V6} dev eth0"
+        ));
+        cmds.push(format!("ip -n {node} -4 route replace {v4}/32 dev {veth}"));
+        cmds.push(format!("ip -n {node} -6 route replace {v6}/128 dev {veth}"));
+        cmds.push(format!("ip -4 route replace {v4}/32 via {}", self.mgmt_v4));
+        cmds.push(format!("ip -6 route replace {v6}/128 via {}", self.mgmt_v6));
+        cmds.iter().map(|c| line(c)).collect()
+    }
+
+    /// Commands that remove what [`Node::pod_network_commands`] made (the veth and the
+    /// node's routes go with the namespace).
+    pub fn pod_network_teardown(&self, k: u8) -> Vec<CommandLine> {
+        let (v4, v6) = (self.pod_v4(k), self.pod_v6(k));
         [
-            format!("ip -4 addr {addr_verb} {v4}/32 dev {NODE_PODS_IF}"),
-            format!("ip -6 addr {addr_verb} {v6}/128 dev {NODE_PODS_IF} nodad"),
-            format!(
-                "{root} ip -4 route {route_verb} {v4}/32 via {}",
-                self.mgmt_v4
-            ),
-            format!(
-                "{root} ip -6 route {route_verb} {v6}/128 via {}",
-                self.mgmt_v6
-            ),
+            format!("ip netns del {}", self.pod_netns(k)),
+            format!("ip -4 route del {v4}/32 via {}", self.mgmt_v4),
+            format!("ip -6 route del {v6}/128 via {}", self.mgmt_v6),
         ]
         .iter()
-        .map(|text| {
-            let mut cmd = line(text);
-            if !add {
-                // "nodad" is not an option of `addr del`.
-                cmd.retain(|a| a != "nodad");
-            }
-            cmd
-        })
+        .map(|c| line(c))
         .collect()
     }
 
@@ -299,10 +328,6 @@ impl Topology {
             ) {
                 add(text);
             }
-            // Pod IPs of non-hostNetwork pods live on pods0: a bridge without ports, which
-            // behaves like a dummy interface (always up) on kernels without the dummy driver.
-            add(format!("ip -n {ns} link add {NODE_PODS_IF} type bridge"));
-            add(format!("ip -n {ns} link set {NODE_PODS_IF} up"));
             // LAN 2 via the router.
             add(format!(
                 "ip -n {ns} -4 route add {LAN2_V4} via {ROUTER_LAN_V4}"
@@ -523,8 +548,6 @@ mod tests {
                 "ip -n mlb-node-1 addr add 192.0.2.11/24 dev eth0",
                 "ip -n mlb-node-1 addr add 2001:db8:0:1::11/64 dev eth0 nodad",
                 "ip -n mlb-node-1 link set eth0 up",
-                "ip -n mlb-node-1 link add pods0 type bridge",
-                "ip -n mlb-node-1 link set pods0 up",
                 "ip -n mlb-node-1 -4 route add 198.51.100.0/24 via 192.0.2.1",
                 "ip -n mlb-node-1 -6 route add 2001:db8:0:2::/64 via 2001:db8:0:1::1",
                 "ip -n mlb-node-1 -4 route add 203.0.113.128/26 dev mgmt0",
@@ -559,31 +582,47 @@ mod tests {
     }
 
     #[test]
-    fn pod_ips_get_addresses_in_the_node_and_host_routes_in_the_machine() {
+    fn a_pod_gets_its_own_namespace_routed_through_its_node() {
         let node = Node::new(2);
         let text: Vec<String> = node
-            .pod_ip_commands(node.pod_v4(1), node.pod_v6(1), true, "/proc/42/ns/net")
+            .pod_network_commands(3)
             .iter()
             .map(|c| c.join(" "))
             .collect();
         assert_eq!(
             text,
             [
-                "ip -4 addr replace 203.0.113.81/32 dev pods0",
-                "ip -6 addr replace 2001:db8:0:202::1/128 dev pods0 nodad",
-                "nsenter --net=/proc/42/ns/net -- ip -4 route replace 203.0.113.81/32 via 203.0.113.12",
-                "nsenter --net=/proc/42/ns/net -- ip -6 route replace 2001:db8:0:202::1/128 via 2001:db8:0:100::12",
+                "ip netns add mlb-pod-2-3",
+                "ip netns exec mlb-pod-2-3 sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+                "ip -n mlb-pod-2-3 link set lo up",
+                "ip link add p3 netns mlb-node-2 type veth peer name eth0 netns mlb-pod-2-3",
+                "ip -n mlb-node-2 addr add fe80::1/64 dev p3 nodad",
+                "ip -n mlb-node-2 link set p3 up",
+                "ip -n mlb-pod-2-3 addr add 203.0.113.83/32 dev eth0",
+                "ip -n mlb-pod-2-3 addr add 2001:db8:0:202::3/128 dev eth0 nodad",
+                "ip -n mlb-pod-2-3 link set eth0 up",
+                "ip -n mlb-pod-2-3 -4 route add 192.0.2.0/24 via 203.0.113.12 dev eth0 onlink",
+                "ip -n mlb-pod-2-3 -4 route add 198.51.100.0/24 via 203.0.113.12 dev eth0 onlink",
+                "ip -n mlb-pod-2-3 -4 route add 203.0.113.0/24 via 203.0.113.12 dev eth0 onlink",
+                "ip -n mlb-pod-2-3 -6 route add 2001:db8::/32 via fe80::1 dev eth0",
+                "ip -n mlb-node-2 -4 route replace 203.0.113.83/32 dev p3",
+                "ip -n mlb-node-2 -6 route replace 2001:db8:0:202::3/128 dev p3",
+                "ip -4 route replace 203.0.113.83/32 via 203.0.113.12",
+                "ip -6 route replace 2001:db8:0:202::3/128 via 2001:db8:0:100::12",
             ]
         );
-        let removal: Vec<String> = node
-            .pod_ip_commands(node.pod_v4(1), node.pod_v6(1), false, "/proc/42/ns/net")
+        let teardown: Vec<String> = node
+            .pod_network_teardown(3)
             .iter()
             .map(|c| c.join(" "))
             .collect();
-        assert_eq!(removal[1], "ip -6 addr del 2001:db8:0:202::1/128 dev pods0");
         assert_eq!(
-            removal[3],
-            "nsenter --net=/proc/42/ns/net -- ip -6 route del 2001:db8:0:202::1/128 via 2001:db8:0:100::12"
+            teardown,
+            [
+                "ip netns del mlb-pod-2-3",
+                "ip -4 route del 203.0.113.83/32 via 203.0.113.12",
+                "ip -6 route del 2001:db8:0:202::3/128 via 2001:db8:0:100::12",
+            ]
         );
     }
 

@@ -173,7 +173,7 @@ async fn nodes_are_ready_with_the_topology_addresses_and_fresh_leases() {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
-async fn echo_deployment_runs_ready_pods_as_processes_in_node_namespaces() {
+async fn echo_deployment_runs_ready_pods_as_processes_in_pod_namespaces_on_the_nodes() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("echo").await.unwrap();
     cluster
@@ -191,16 +191,7 @@ async fn echo_deployment_runs_ready_pods_as_processes_in_node_namespaces() {
             "process {pid} of {} runs",
             pod.name_any()
         );
-        assert_eq!(
-            netns_of_pid(pid).as_deref(),
-            Some(topo.netns.as_str()),
-            "process {pid} in {node}'s namespace"
-        );
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-        assert!(
-            String::from_utf8_lossy(&cmdline).contains("echo"),
-            "{pid} runs the echo server"
-        );
+        // Its own network namespace, on its node: mlb-pod-<node index>-<IP number>.
         let ips: Vec<String> = pod
             .status
             .as_ref()
@@ -210,6 +201,19 @@ async fn echo_deployment_runs_ready_pods_as_processes_in_node_namespaces() {
             .flatten()
             .map(|p| p.ip.clone())
             .collect();
+        let v4: std::net::Ipv4Addr = ips[0].parse().unwrap();
+        let k = u8::try_from(u32::from(v4) - u32::from(topo.pods_v4.network())).unwrap();
+        assert_eq!(
+            netns_of_pid(pid).as_deref(),
+            Some(topo.pod_netns(k).as_str()),
+            "process {pid} of {} in its pod namespace on {node}",
+            pod.name_any()
+        );
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&cmdline).contains("echo"),
+            "{pid} runs the echo server"
+        );
         assert_eq!(ips.len(), 2, "dual-stack pod IPs {ips:?}");
         assert!(
             topo.pods_v4
@@ -876,6 +880,58 @@ spec:
             other => Err(format!("phase {other:?}")),
         }
     })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn pods_on_one_node_share_a_port_and_reach_each_other_and_themselves_through_the_service() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("podnet").await.unwrap();
+    let yaml = echo_yaml("echo", 2, "ClusterIP", 8086).replace(
+        "      terminationGracePeriodSeconds: 5\n",
+        "      terminationGracePeriodSeconds: 5\n      nodeSelector: {kubernetes.io/hostname: node-1}\n",
+    );
+    cluster.apply_yaml(Some(ns.name()), &yaml).await.unwrap();
+    let pods = ready_pods(&cluster, ns.name(), "echo", 2).await;
+    let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+    let node = topology::Node::new(1);
+    let first_ip: std::net::Ipv4Addr = pods[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .pod_ip
+        .as_ref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let k = u8::try_from(u32::from(first_ip) - u32::from(node.pods_v4.network())).unwrap();
+    let from = node.pod_netns(k);
+
+    let svc = service(&cluster, ns.name(), "echo").await;
+    let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    wait_for(
+        &format!("answers of both pods at {cluster_ip} from {from}"),
+        Duration::from_secs(30),
+        || async {
+            let answer = curl(&from, &url(&cluster_ip, 80))?;
+            let pod = answer
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("pod=")
+                .to_string();
+            let mut seen = seen.borrow_mut();
+            seen.insert(pod);
+            if names.iter().all(|n| seen.contains(n)) {
+                Ok(())
+            } else {
+                Err(format!("seen {seen:?}"))
+            }
+        },
+    )
     .await
     .unwrap();
 }

@@ -56,9 +56,9 @@ pub struct AgentConfig {
     pub kubeconfig: PathBuf,
     pub paths: Paths,
     pub locations: Locations,
-    /// `/proc/<pid>/ns/net` of a process in the machine's network namespace (the testbed's
-    /// netns holder), where the agent adds the host routes of its pod IPs.
-    pub root_netns: String,
+    /// A process in the machine's mount and network namespaces (`mlb-testbed hold-netns`),
+    /// through which the agent creates pod network namespaces and routes.
+    pub holder_pid: u32,
 }
 
 /// A client from a kubeconfig file.
@@ -149,7 +149,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         paths: config.paths.clone(),
         locations: config.locations.clone(),
         ips: Mutex::new(pods::IpAllocator::default()),
-        root_netns: config.root_netns.clone(),
+        holder_pid: config.holder_pid,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let manager = tokio::spawn(manage_pods(ctx, shutdown_rx));

@@ -1,7 +1,7 @@
 //! Pod workers: one task per pod bound to this node, from sandbox to deletion.
 //!
 //! ```text
-//! sandbox (pod IPs on pods0, or the node's for hostNetwork)
+//! sandbox (a network namespace mlb-pod-<node>-<k> with the pod IPs, or the node's for hostNetwork)
 //!   → images (unknown image: waiting ErrImagePull, stays Pending)
 //!   → volumes (retried while a Secret/ConfigMap is missing: ContainerCreating)
 //!   → init containers, one after the other, each to completion
@@ -47,8 +47,10 @@ pub struct Ctx {
     pub paths: Paths,
     pub locations: Locations,
     pub ips: Mutex<IpAllocator>,
-    /// A handle on the machine's network namespace (`/proc/<pid>/ns/net`), for pod routes.
-    pub root_netns: String,
+    /// A process in the machine's mount and network namespaces (the testbed's holder):
+    /// pod namespaces are created through it with `nsenter`, so they are visible to
+    /// `ip netns` everywhere and routed from the machine.
+    pub holder_pid: u32,
 }
 
 /// Pod IP numbers (1..=14) of this node's prefixes, by pod UID.
@@ -190,7 +192,7 @@ pub async fn worker(
         match k {
             Some(k) => {
                 let (v4, v6) = (node.pod_v4(k), node.pod_v6(k));
-                set_pod_ips(&ctx, k, true);
+                pod_network(&ctx, k, true);
                 vec![v4.into(), v6.into()]
             }
             None => {
@@ -241,8 +243,17 @@ pub async fn worker(
 
     let pod_dir = ctx.paths.pods_dir().join(&node.name).join(&uid);
     let (stop_tx, stop_rx) = watch::channel::<Option<Duration>>(None);
+    let pod_netns = pod_ips
+        .first()
+        .filter(|_| !host_network)
+        .and_then(|ip| match ip {
+            IpAddr::V4(v4) => u8::try_from(u32::from(*v4) - u32::from(node.pods_v4.network())).ok(),
+            IpAddr::V6(_) => None,
+        })
+        .map(|k| node.pod_netns(k));
     let run = run_pod(
         &ctx,
+        pod_netns,
         &pod,
         &pod_dir,
         &addrs,
@@ -277,7 +288,7 @@ pub async fn worker(
     }
     let released = ctx.ips.lock().expect("ip allocator").release(&uid);
     if !host_network && let Some(k) = released {
-        set_pod_ips(&ctx, k, false);
+        pod_network(&ctx, k, false);
     }
     tracing::info!(pod = %key, "pod done");
 }
@@ -286,15 +297,31 @@ fn image_of(c: &Container) -> &str {
     c.image.as_deref().unwrap_or_default()
 }
 
-/// Puts a pod IP pair on pods0 and routes it from the machine (see
-/// [`Node::pod_ip_commands`]); errors are logged, the pod goes on.
-fn set_pod_ips(ctx: &Ctx, k: u8, add: bool) {
+/// Creates (or removes) the network namespace of pod IP number `k` (see
+/// [`Node::pod_network_commands`]), running `ip` in the machine's namespaces. Creation
+/// first removes leftovers of an earlier agent. Errors are logged; the pod goes on.
+fn pod_network(ctx: &Ctx, k: u8, add: bool) {
     let node = &ctx.node;
-    for argv in node.pod_ip_commands(node.pod_v4(k), node.pod_v6(k), add, &ctx.root_netns) {
-        if let Err(err) = cmd::run(&argv)
-            && add
-        {
-            tracing::error!(%err, "failed to set up a pod IP");
+    let root = [
+        "nsenter".to_string(),
+        format!("--mount=/proc/{}/ns/mnt", ctx.holder_pid),
+        format!("--net=/proc/{}/ns/net", ctx.holder_pid),
+        "--".into(),
+    ];
+    let in_root = |argv: &Vec<String>| {
+        root.iter()
+            .cloned()
+            .chain(argv.iter().cloned())
+            .collect::<Vec<_>>()
+    };
+    for argv in node.pod_network_teardown(k) {
+        let _ = cmd::run(&in_root(&argv));
+    }
+    if add {
+        for argv in node.pod_network_commands(k) {
+            if let Err(err) = cmd::run(&in_root(&argv)) {
+                tracing::error!(%err, "failed to set up the pod network");
+            }
         }
     }
 }
@@ -389,6 +416,8 @@ struct Job {
     log: PathBuf,
     spec_path: PathBuf,
     termination_grace: Duration,
+    /// The pod's network namespace (`None`: hostNetwork, the node's).
+    netns: Option<String>,
 }
 
 /// How a runner ended.
@@ -402,6 +431,7 @@ enum RunEnd {
 #[allow(clippy::too_many_arguments)]
 async fn run_pod(
     ctx: &Arc<Ctx>,
+    netns: Option<String>,
     pod: &Arc<Pod>,
     pod_dir: &std::path::Path,
     addrs: &PodAddresses,
@@ -535,6 +565,7 @@ async fn run_pod(
                 u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30).max(0))
                     .unwrap_or(30),
             ),
+            netns: netns.clone(),
         });
     }
     {
@@ -674,6 +705,7 @@ async fn run_container(job: Job, mut stop: StopRx) -> RunEnd {
             &job.spec_path,
             &job.log,
             &banner,
+            job.netns.as_deref(),
         )
         .await
         {

@@ -2,7 +2,7 @@
 //! container's process lives too).
 //!
 //! httpGet uses `curl` (HTTPS without verification, as the kubelet does), tcpSocket a TCP
-//! connect, exec `nsenter` into the container's mount namespace. gRPC probes are not
+//! connect, exec `nsenter` into the container's mount and network namespaces. gRPC probes are not
 //! supported and count as success (logged once).
 
 use std::net::IpAddr;
@@ -143,7 +143,7 @@ pub async fn run_once(
             return false;
         }
         let out = tokio::process::Command::new("nsenter")
-            .args(["--target", &pid.to_string(), "--mount", "--"])
+            .args(["--target", &pid.to_string(), "--mount", "--net", "--"])
             .args(&command)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

@@ -1,11 +1,13 @@
 //! Containers as processes: start one in a private mount namespace, signal and stop it.
 //!
 //! ```text
-//! agent ──spawn (own process group)──► unshare --mount --propagation private --
-//!         mlb-testbed container-exec SPEC.json ──bind mounts, exec──► the program
+//! agent ──spawn (own process group)──► [ip netns exec mlb-pod-<i>-<k>] unshare --mount
+//!         --propagation private -- mlb-testbed container-exec SPEC.json ──bind mounts, exec──►
+//!         the program
 //! ```
-//! `unshare` and `container-exec` both `exec`, so the spawned PID is the program's PID and
-//! its process group. The volume directories are bind-mounted at the container's mount paths
+//! `ip netns exec` (for pods with their own network namespace), `unshare` and
+//! `container-exec` all `exec`, so the spawned PID is the program's PID and its process
+//! group. The volume directories are bind-mounted at the container's mount paths
 //! inside that mount namespace only: `/etc/...` paths a program reads exist for it alone.
 //! A mount point missing on the machine is created (empty directory or file) and recorded in
 //! `.local/testbed/created-paths.log`; `mlb-testbed down` removes those that are still empty
@@ -226,6 +228,7 @@ pub async fn spawn(
     spec_path: &Path,
     log: &Path,
     banner: &str,
+    netns: Option<&str>,
 ) -> std::io::Result<ContainerProcess> {
     std::fs::write(
         spec_path,
@@ -240,7 +243,15 @@ pub async fn spawn(
         .open(log)?;
     writeln!(out, "==== mlb-testbed {} {banner}", jiff::Timestamp::now())?;
     let err = out.try_clone()?;
-    let mut command = tokio::process::Command::new("unshare");
+    // In the pod's network namespace if it has one (`ip netns exec` execs in place too).
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "unshare"]);
+            c
+        }
+        None => tokio::process::Command::new("unshare"),
+    };
     command
         .args(["--mount", "--propagation", "private", "--"])
         .arg(testbed)

@@ -64,9 +64,9 @@ enum Cmd {
         kubeconfig: PathBuf,
         #[arg(long, env = "MLB_BIN_DIR")]
         bin_dir: Option<PathBuf>,
-        /// `/proc/<pid>/ns/net` of a process in the machine's network namespace.
+        /// PID of a process in the machine's mount and network namespaces.
         #[arg(long)]
-        root_netns: String,
+        holder_pid: u32,
     },
     /// (internal) Sleep in the machine's network namespace, so agents can reach it.
     HoldNetns,
@@ -197,7 +197,7 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
             node,
             kubeconfig,
             bin_dir,
-            root_netns,
+            holder_pid,
         } => {
             let paths = paths()?;
             let exe = std::env::current_exe()?;
@@ -210,7 +210,7 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
                     testbed: exe,
                 },
                 paths,
-                root_netns,
+                holder_pid,
             };
             agent::run(config).await?;
             Ok(())

@@ -11,7 +11,8 @@
 //!   for ClusterIPs.
 //! - Traffic DNATed to an endpoint on another node leaves the node (over `mgmt0` for pod IPs,
 //!   `eth0` for hostNetwork endpoints) and is masqueraded, so replies return through this
-//!   node. Locally delivered traffic never reaches postrouting and keeps its source address.
+//!   node. Traffic to a pod on this node (its veth) keeps its source address, except a pod
+//!   reaching itself (hairpin), which is masqueraded like kube-proxy does.
 //! - No address is added to any interface: the node never answers ARP/NDP for a
 //!   LoadBalancer IP (strict ARP), that is the speaker's job.
 //! - Not done: NodePorts, session affinity, terminating-endpoint fallback, `externalIPs`.
@@ -25,6 +26,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// The table every node's ruleset lives in.
 pub const TABLE: &str = "mlb-proxy";
+/// Marks a packet whose endpoint is its own source (a pod reaching itself through a
+/// Service): it is masqueraded, else the pod would drop its own address as source.
+const HAIRPIN_MARK: &str = "0x00004000";
 /// The label linking an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -192,7 +196,8 @@ pub fn render(services: &[Service], slices: &[EndpointSlice], node: &str) -> Str
         "\t}\n",
         "\tchain postrouting {\n",
         "\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
-        "\t\tct status dnat oifname != \"lo\" masquerade\n",
+        "\t\tct status dnat oifname { \"eth0\", \"mgmt0\" } masquerade comment \"endpoint on another node\"\n",
+        "\t\tmeta mark & 0x00004000 == 0x00004000 masquerade comment \"hairpin: a pod reaching itself\"\n",
         "\t}\n",
         "\tchain forward {\n",
         "\t\ttype filter hook forward priority filter; policy accept;\n",
@@ -235,7 +240,13 @@ pub fn render(services: &[Service], slices: &[EndpointSlice], node: &str) -> Str
                 IpAddr::V4(a) => format!("ip to {a}:{}", ep.port),
                 IpAddr::V6(a) => format!("ip6 to [{a}]:{}", ep.port),
             };
+            let family = if ep.addr.is_ipv6() { "ip6" } else { "ip" };
             let _ = writeln!(out, "\tchain {chain}/ep{k} {{");
+            let _ = writeln!(
+                out,
+                "\t\t{family} saddr {} meta mark set meta mark | {HAIRPIN_MARK}",
+                ep.addr
+            );
             let _ = writeln!(out, "\t\tmeta l4proto {protocol} dnat {target}");
             out.push_str("\t}\n");
         }
@@ -311,7 +322,8 @@ mod tests {
         "\t}\n",
         "\tchain postrouting {\n",
         "\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
-        "\t\tct status dnat oifname != \"lo\" masquerade\n",
+        "\t\tct status dnat oifname { \"eth0\", \"mgmt0\" } masquerade comment \"endpoint on another node\"\n",
+        "\t\tmeta mark & 0x00004000 == 0x00004000 masquerade comment \"hairpin: a pod reaching itself\"\n",
         "\t}\n",
         "\tchain forward {\n",
         "\t\ttype filter hook forward priority filter; policy accept;\n",
@@ -384,15 +396,18 @@ spec:
                 "\t\tnumgen random mod 2 vmap { 0 : jump svc-blue/web/http/tcp/v4/ep0, 1 : jump svc-blue/web/http/tcp/v4/ep1 }\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v4/ep0 {\n",
+                "\t\tip saddr 203.0.113.65 meta mark set meta mark | 0x00004000\n",
                 "\t\tmeta l4proto tcp dnat ip to 203.0.113.65:8080\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v4/ep1 {\n",
+                "\t\tip saddr 203.0.113.81 meta mark set meta mark | 0x00004000\n",
                 "\t\tmeta l4proto tcp dnat ip to 203.0.113.81:8080\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v6 {\n",
                 "\t\tjump svc-blue/web/http/tcp/v6/ep0\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v6/ep0 {\n",
+                "\t\tip6 saddr 2001:db8:0:202::1 meta mark set meta mark | 0x00004000\n",
                 "\t\tmeta l4proto tcp dnat ip6 to [2001:db8:0:202::1]:8080\n",
                 "\t}\n",
                 "}\n",
@@ -426,15 +441,18 @@ status:
                 "\t\tnumgen random mod 2 vmap { 0 : jump svc-blue/web/http/tcp/v4/ep0, 1 : jump svc-blue/web/http/tcp/v4/ep1 }\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v4/ep0 {\n",
+                "\t\tip saddr 203.0.113.65 meta mark set meta mark | 0x00004000\n",
                 "\t\tmeta l4proto tcp dnat ip to 203.0.113.65:8080\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v4/ep1 {\n",
+                "\t\tip saddr 203.0.113.81 meta mark set meta mark | 0x00004000\n",
                 "\t\tmeta l4proto tcp dnat ip to 203.0.113.81:8080\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v4/local {\n",
                 "\t\tjump svc-blue/web/http/tcp/v4/local/ep0\n",
                 "\t}\n",
                 "\tchain svc-blue/web/http/tcp/v4/local/ep0 {\n",
+                "\t\tip saddr 203.0.113.65 meta mark set meta mark | 0x00004000\n",
                 "\t\tmeta l4proto tcp dnat ip to 203.0.113.65:8080\n",
                 "\t}\n",
                 "}\n",

@@ -330,7 +330,15 @@ impl Reconciler {
             self.start_leading().await;
         } else if let Some(lead) = self.lead.as_mut() {
             if config_changed && let Some(config) = &self.config {
+                let first = !lead.allocator.has_config();
                 let dropped = lead.allocator.set_pools(&config.pools);
+                if first {
+                    // Leading since before any valid configuration: claim the statuses now,
+                    // before anything is allocated.
+                    let described =
+                        described_services(&self.stores.services, &self.settings.lb_class);
+                    lead.allocator.restore(&described);
+                }
                 tracing::info!(
                     pools = config.pools.len(),
                     dropped = dropped.len(),
@@ -426,14 +434,7 @@ impl Reconciler {
         let mut allocator = Allocator::new();
         if let Some(config) = &self.config {
             allocator.set_pools(&config.pools);
-            let described: Vec<_> = self
-                .stores
-                .services
-                .state()
-                .iter()
-                .filter(|s| service::handling(s, &self.settings.lb_class) == Handling::Allocate)
-                .map(|s| service::describe(s).service)
-                .collect();
+            let described = described_services(&self.stores.services, &self.settings.lb_class);
             allocator.restore(&described);
             tracing::info!(
                 services = described.len(),
@@ -747,6 +748,16 @@ fn memberlist_key() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
     Ok(base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes))
+}
+
+/// Every Service of ours, as the allocator sees it.
+fn described_services(store: &Store<Service>, lb_class: &str) -> Vec<crate::allocator::Service> {
+    store
+        .state()
+        .iter()
+        .filter(|s| service::handling(s, lb_class) == Handling::Allocate)
+        .map(|s| service::describe(s).service)
+        .collect()
 }
 
 fn key_of(s: &Service) -> String {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Benchmarks, one per name; each prints its figures (record them in docs/benchmarks.md with the
+# machine and the date).
+#   hack/bench.sh controller     the allocator (pure) and, on the local cluster, 1,000 Services
+#                                (needs hack/local-up.sh; builds release binaries)
+# Add a benchmark: a function bench_<name> and a line in the case below.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+
+machine() {
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+bench_controller() {
+	cargo build --release --quiet -p metallb-controller --bins
+	machine
+	"$target/release/controller-bench" allocator
+	local kubeconfig="$root/.local/kubeconfig"
+	if [[ ! -f "$kubeconfig" ]]; then
+		echo "the cluster part needs the local cluster: run hack/local-up.sh" >&2
+		exit 1
+	fi
+	local kubectl=("$root/.local/bin/kubectl" --kubeconfig "$kubeconfig")
+	"${kubectl[@]}" apply --server-side --force-conflicts -f manifests/crd/metallb.io_ipaddresspools.yaml \
+		-f manifests/crd/metallb.io_communities.yaml -f manifests/crd/metallb.io_configurationstates.yaml >/dev/null
+	"$target/release/controller-bench" cluster --kubeconfig "$kubeconfig" \
+		--controller "$target/release/metallb-controller" "$@"
+}
+
+case "${1:-}" in
+controller)
+	shift
+	bench_controller "$@"
+	;;
+*)
+	echo "usage: $0 controller [args]" >&2
+	exit 2
+	;;
+esac

@@ -768,13 +768,13 @@ spec:
   initContainers:
     - name: init
       image: quay.io/frrouting/frr:9.1.0
-      command: ["/bin/sh", "-c", "echo prepared > /work/marker"]
-      volumeMounts: [{name: work, mountPath: /work}]
+      command: ["/bin/sh", "-c", "echo prepared > /tmp/mlb-e2e-work/marker"]
+      volumeMounts: [{name: work, mountPath: /tmp/mlb-e2e-work}]
   containers:
     - name: main
       image: quay.io/frrouting/frr:9.1.0
-      command: ["/bin/sh", "-c", "cat /work/marker; exit 3"]
-      volumeMounts: [{name: work, mountPath: /work}]
+      command: ["/bin/sh", "-c", "cat /tmp/mlb-e2e-work/marker; exit 3"]
+      volumeMounts: [{name: work, mountPath: /tmp/mlb-e2e-work}]
   volumes: [{name: work, emptyDir: {}}]
 ---
 apiVersion: v1
@@ -934,4 +934,56 @@ async fn pods_on_one_node_share_a_port_and_reach_each_other_and_themselves_throu
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn a_mount_over_the_checkout_does_not_hide_the_program_or_the_other_volumes() {
+    // The pod's program and volume contents live under the checkout; an emptyDir mounted at
+    // the checkout's parent directory hides it inside the container.
+    let cluster = Cluster::connect().await.expect("cluster");
+    let parent = cluster
+        .paths()
+        .root
+        .parent()
+        .expect("checkout has a parent")
+        .to_path_buf();
+    assert!(
+        parent != std::path::Path::new("/"),
+        "checkout directly under /"
+    );
+    let ns = cluster.namespace("shadow").await.unwrap();
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: shadow, labels: {{app: shadow}}}}
+spec:
+  nodeName: node-2
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: echo
+      image: localhost/echo:latest
+      ports: [{{containerPort: 8087}}]
+      readinessProbe: {{tcpSocket: {{port: 8087}}, periodSeconds: 1}}
+      volumeMounts: [{{name: cover, mountPath: "{}"}}]
+  volumes: [{{name: cover, emptyDir: {{}}}}]
+"#,
+        parent.display()
+    );
+    cluster.apply_yaml(Some(ns.name()), &yaml).await.unwrap();
+    let pod = ready_pods(&cluster, ns.name(), "shadow", 1).await.remove(0);
+    let pid = container_pid(&pod, "echo").unwrap();
+    let token = std::process::Command::new("nsenter")
+        .args([
+            "--target",
+            &pid.to_string(),
+            "--mount",
+            "--",
+            "cat",
+            "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&token.stdout), ns.name());
 }

@@ -139,6 +139,11 @@ impl State {
         for p in &self.processes {
             if !cmd::alive(p.pid) {
                 problems.push(format!("{} (pid {}) is not running", p.role, p.pid));
+            } else if std::fs::read_link(format!("/proc/{}/exe", p.pid))
+                .is_ok_and(|exe| exe.to_string_lossy().ends_with(" (deleted)"))
+            {
+                // Rebuilt since it started: reusing it would test old code.
+                problems.push(format!("{} (pid {}) runs an older build", p.role, p.pid));
             }
         }
         problems

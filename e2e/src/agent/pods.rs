@@ -73,6 +73,10 @@ impl IpAllocator {
         Some(k)
     }
 
+    pub fn get(&self, uid: &str) -> Option<u8> {
+        self.used.get(uid).copied()
+    }
+
     pub fn release(&mut self, uid: &str) -> Option<u8> {
         self.used.remove(uid)
     }
@@ -286,10 +290,12 @@ pub async fn worker(
     } else {
         status_task.abort();
     }
-    let released = ctx.ips.lock().expect("ip allocator").release(&uid);
-    if !host_network && let Some(k) = released {
+    // Tear the namespace down before freeing the number: a new pod may get it at once.
+    let allocated = ctx.ips.lock().expect("ip allocator").get(&uid);
+    if !host_network && let Some(k) = allocated {
         pod_network(&ctx, k, false);
     }
+    ctx.ips.lock().expect("ip allocator").release(&uid);
     tracing::info!(pod = %key, "pod done");
 }
 
@@ -444,6 +450,15 @@ async fn run_pod(
     let spec = pod.spec.clone().unwrap_or_default();
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
+    if spec.host_network != Some(true) && netns.is_none() {
+        let message = format!(
+            "no free pod IP on {} ({} per node)",
+            ctx.node.name, PODS_PER_NODE
+        );
+        set_all_waiting(&rt, "ContainerCreating", &message);
+        notify.notify_one();
+        return stopped(&mut stop).await;
+    }
     let init: Vec<Container> = spec.init_containers.clone().unwrap_or_default();
     let main: Vec<Container> = spec.containers.clone();
 

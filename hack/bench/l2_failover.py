@@ -13,8 +13,9 @@ During each trial a probe in the client namespace (this file, `probe` mode, run 
 `ip netns exec mlb-client`) opens a new HTTP connection to the IP every 20 ms and sends an ARP
 request every 10 ms on a raw socket, recording every reply's MAC. Reported per kind:
   - time until HTTP works again after the action (0 when it never stopped working);
-  - the longest time two nodes answered ARP at once (consecutive 30 ms windows with replies from
-    two MACs), over the whole trial including the IP moving back after recovery;
+  - the longest time two nodes answered ARP at once (one ARP request answered by two MACs,
+    stretches of such requests joined), over the whole trial including the IP moving back
+    after recovery;
   - the longest time with no ARP answer at all.
 Then the speakers' idle RSS.
 
@@ -247,30 +248,33 @@ def analyse(lines, t0, macs):
         last_fail = failures[-1]
         success = next((t for t, ok in after if ok and t > last_fail), None)
         recovery = (success - t0) if success else float("inf")
-    # ARP: 30 ms windows; the longest run of windows with two answering nodes, and the longest
-    # silence.
-    window = 30.0
-    start = min(t for t, _ in arp) if arp else t0
-    end = max(t for t, _ in arp) if arp else t0
-    buckets = {}
-    for t, node in arp:
-        buckets.setdefault(int((t - start) // window), set()).add(node)
-    longest_double = run = 0
-    for i in range(int((end - start) // window) + 1):
-        if len(buckets.get(i, ())) >= 2:
-            run += 1
-            longest_double = max(longest_double, run)
-        else:
-            run = 0
+    # ARP: two nodes answered the same request when replies from two MACs arrive within 4 ms
+    # of each other (requests go out every 10 ms). The longest stretch of such requests, from
+    # the first to the last (gaps under 25 ms joined), plus one request interval.
+    arp.sort()
+    conflicts = []
+    for i, (t, node) in enumerate(arp):
+        for u, other in arp[max(0, i - 8):i + 8]:
+            if other != node and abs(u - t) <= 4.0:
+                conflicts.append(t)
+                break
+    longest = 0.0
+    if conflicts:
+        first = prev = conflicts[0]
+        for t in conflicts[1:] + [float("inf")]:
+            if t - prev > 25.0:
+                longest = max(longest, prev - first + 10.0)
+                first = t
+            prev = t
     times = sorted(t for t, _ in arp)
     silence = max((b - a for a, b in zip(times, times[1:])), default=0.0)
     answering = sorted({n for _, n in arp})
-    return recovery, longest_double * window, silence, answering
+    return recovery, longest, silence, answering
 
 
 def trial(kind, ip, macs):
     before = owners()[0]
-    proc = run_probe(ip, 16)
+    proc = run_probe(ip, 22)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -317,6 +321,26 @@ def rss_kib():
     return sorted(out)
 
 
+def rss_release(binary):
+    """Idle RSS of a release speaker watching the same cluster (the node agents run debug
+    builds): run outside the nodes with a load-balancer class no Service has, so it watches
+    everything and announces nothing."""
+    if not os.path.exists(binary):
+        return None
+    env = dict(os.environ, KUBECONFIG=os.path.join(ROOT, ".local/kubeconfig"))
+    proc = subprocess.Popen([binary, "--node-name=node-1", f"--namespace={NS}", "--port=0",
+                             "--health-probe-port=17479", "--lb-class=bench.metallb.io/rss-only",
+                             "--excludel2-path=/nonexistent"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(20)
+        with open(f"/proc/{proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main():
     trials = int(os.environ.get("TRIALS", "20"))
     kinds = os.environ.get("KINDS", "link kill graceful").split()
@@ -327,7 +351,7 @@ def main():
     time.sleep(3)
     macs = node_macs()
     print(f"service IP {ip}; speakers on {', '.join(NODES)}; {trials} trials per kind")
-    print(f"idle speaker RSS (KiB): {rss_kib()}")
+    print(f"idle speaker RSS (KiB, debug builds): {rss_kib()}")
     results = {}
     for kind in kinds:
         results[kind] = []
@@ -345,7 +369,9 @@ def main():
         sil = [r[2] for r in rows]
         print(f"{kind:8} {percentile(rec, 50):7.0f} ms {percentile(rec, 99):7.0f} ms {max(rec):7.0f} ms "
               f"{max(dbl):8.0f} ms {percentile(sil, 50):12.0f} ms {max(sil):13.0f} ms")
-    print(f"idle speaker RSS (KiB) after the trials: {rss_kib()}")
+    print(f"idle speaker RSS (KiB) after the trials (debug builds): {rss_kib()}")
+    release = rss_release(os.path.join(ROOT, "target/release/metallb-speaker"))
+    print(f"idle RSS of a release speaker watching the same cluster: {release} KiB")
     kubectl("delete", "namespace", APP_NS, "--wait=false", check=False)
 
 

@@ -56,7 +56,12 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    let stream = reflector(writer, watcher(api, config)).default_backoff();
+    // Managed fields are often most of an object's size and the speaker never reads them.
+    let stream = reflector(
+        writer,
+        watcher(api, config).modify(|o: &mut K| o.meta_mut().managed_fields = None),
+    )
+    .default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {

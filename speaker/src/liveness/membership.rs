@@ -42,7 +42,7 @@ impl Default for Tuning {
             probe_period: Duration::from_millis(150),
             probe_rtt: Duration::from_millis(50),
             suspicion: Duration::from_millis(300),
-            self_settle: Duration::from_millis(300),
+            self_settle: Duration::from_millis(150),
             isolation_grace: Duration::from_secs(2),
             rejoin_every: Duration::from_millis(500),
         }

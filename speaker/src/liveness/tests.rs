@@ -200,15 +200,15 @@ fn speakers_that_discover_each_other_all_see_every_speaker_live() {
             (0..3).all(|i| s.live(i) == names(&[0, 1, 2]))
         })
         .expect("every speaker sees all three");
-    // Self-settle (300 ms) dominates: joining itself takes a round trip.
-    assert!(took <= Duration::from_millis(400), "{took:?}");
+    // Self-settle (150 ms) dominates: joining itself takes a round trip.
+    assert!(took <= Duration::from_millis(250), "{took:?}");
 }
 
 #[test]
 fn a_lone_speaker_counts_itself_live_after_settling() {
     let mut sim = Sim::new(1, 1);
     assert_eq!(sim.live(0), names(&[]));
-    sim.run(Duration::from_millis(400));
+    sim.run(Duration::from_millis(200));
     assert_eq!(sim.live(0), names(&[0]));
 }
 
@@ -307,7 +307,7 @@ fn a_restarted_speaker_is_live_for_others_at_once_and_for_itself_only_after_sett
         .run_until(Duration::from_secs(1), |s| s.live(0).contains("node-1"))
         .expect("it counts itself after settling");
     assert!(
-        sees_itself >= Duration::from_millis(250) && sees_itself <= Duration::from_millis(350),
+        sees_itself >= Duration::from_millis(140) && sees_itself <= Duration::from_millis(200),
         "{sees_itself:?}"
     );
     assert_eq!(sim.live(0), names(&[0, 1, 2]));

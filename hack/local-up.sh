@@ -13,16 +13,25 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 "$root/hack/install-deps.sh"
 "$target/debug/mlb-testbed" up --nodes "${NODES:-3}"
 
-# operator install: see issue 5 (the operator's manifests and a MetalLB CR go here, once
-# the cluster is up; keep this function idempotent like the rest of the script).
+# MetalLB, the way a user installs it: the operator's kustomize base, then the minimal MetalLB
+# resource; waits until the resource is Available. MLB_OPERATOR=0 leaves the cluster bare.
 install_operator() {
-	:
+	[[ "${MLB_OPERATOR:-1}" == 1 ]] || return 0
+	local kubectl=("$root/.local/bin/kubectl" --kubeconfig "$root/.local/kubeconfig")
+	"${kubectl[@]}" apply -k "$root/manifests/operator" >/dev/null
+	"${kubectl[@]}" -n metallb-system rollout status deployment/metallb-operator --timeout=180s
+	"${kubectl[@]}" apply -f "$root/manifests/samples/metallb.yaml" >/dev/null
+	if ! "${kubectl[@]}" -n metallb-system wait metallb/metallb --for=condition=Available --timeout=240s; then
+		"${kubectl[@]}" -n metallb-system get metallb/metallb -o yaml >&2 || true
+		echo "MetalLB did not become Available: see .local/logs/pods/metallb-system_*" >&2
+		return 1
+	fi
 }
 install_operator
 
 cat <<MSG
 
-The local cluster is up.
+The local cluster is up, with MetalLB (operator, controller, a speaker per node) running.
   kubectl:    .local/bin/kubectl --kubeconfig .local/kubeconfig get nodes
   a shell:    hack/local-exec.sh node-1 -- bash      (node-N, client, router, client2, lan)
   the router: hack/local-exec.sh router -- vtysh -c "show bgp summary"

@@ -9,6 +9,11 @@
 //! `e2e.metallb.io/controller`, webhook configuration `metallb-ctl-e2e-webhooks` limited to
 //! namespaces labelled for it. Each test installs the controller and removes it when done
 //! (also when it fails), leaving the CRDs.
+//!
+//! A MetalLB the operator deployed (hack/local-up.sh installs one) keeps running, except its
+//! validating webhooks: they refuse every metallb.io object outside `metallb-system`, as
+//! MetalLB's do, so each test scales the operator to zero (it would restore them) and removes
+//! its webhook configuration, and scales the operator back afterwards, which recreates it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -67,12 +72,55 @@ fn to_yaml(docs: &[Value]) -> String {
 /// The controller installed in `metallb-ctl-e2e`; removed when dropped.
 struct Install {
     cluster: Cluster,
+    /// The operator's replicas before the test, when an operator is installed.
+    operator_replicas: Option<i32>,
+}
+
+const OPERATOR_NS: &str = "metallb-system";
+const OPERATOR: &str = "metallb-operator";
+const OPERATOR_VWC: &str = "metallb-webhook-configuration";
+
+/// Scales the operator to zero and removes its webhook configuration; returns its replicas.
+async fn pause_operator(cluster: &Cluster) -> Option<i32> {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), OPERATOR_NS);
+    let operator = deployments.get_opt(OPERATOR).await.unwrap()?;
+    let replicas = operator.spec.and_then(|s| s.replicas).unwrap_or(1);
+    deployments
+        .patch(
+            OPERATOR,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    cluster
+        .kubectl(&[
+            "-n",
+            OPERATOR_NS,
+            "wait",
+            "--for=delete",
+            "pod",
+            "-l",
+            "app.kubernetes.io/name=metallb-operator",
+            "--timeout=60s",
+        ])
+        .unwrap();
+    cluster
+        .kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            OPERATOR_VWC,
+            "--ignore-not-found",
+        ])
+        .unwrap();
+    Some(replicas)
 }
 
 impl Install {
     async fn up(cluster: &Cluster) -> Self {
         let install = Self {
             cluster: cluster.clone(),
+            operator_replicas: pause_operator(cluster).await,
         };
         // Services of an earlier test may still be there while their namespace terminates;
         // a fresh controller would give them addresses.
@@ -221,6 +269,20 @@ impl Drop for Install {
                 step.push("--ignore-not-found".into());
             }
             let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            if let Err(e) = self.cluster.kubectl(&args) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+        if let Some(n) = self.operator_replicas {
+            let replicas = format!("--replicas={n}");
+            let args = [
+                "-n",
+                OPERATOR_NS,
+                "scale",
+                "deployment",
+                OPERATOR,
+                replicas.as_str(),
+            ];
             if let Err(e) = self.cluster.kubectl(&args) {
                 eprintln!("cleanup: {e}");
             }

@@ -376,3 +376,171 @@ where
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Scenarios against a mocked API server: the requests the writer must send, in order.
+
+    use super::*;
+    use axum::http::{Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::json;
+    use tower_test::mock::{self, Handle};
+
+    type ApiServer = Handle<Request<Body>, Response<Body>>;
+
+    fn writer() -> (Writer, ApiServer, Metrics) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let metrics = Metrics::new();
+        let w = spawn(
+            client,
+            "metallb-system".into(),
+            "test".into(),
+            metrics.clone(),
+        );
+        (w, handle, metrics)
+    }
+
+    fn target(name: &str) -> Target {
+        Target::Service {
+            namespace: "blue".into(),
+            name: name.into(),
+        }
+    }
+
+    fn assigned(ip: &str) -> Write {
+        Write::ServiceAssigned {
+            body: json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}),
+            drop_deprecated: false,
+        }
+    }
+
+    /// The next request: method, path and query, body.
+    async fn next(
+        api: &mut ApiServer,
+    ) -> (
+        String,
+        String,
+        serde_json::Value,
+        mock::SendResponse<Response<Body>>,
+    ) {
+        let (req, send) = tokio::time::timeout(Duration::from_secs(60), api.next_request())
+            .await
+            .expect("a request within a minute")
+            .expect("the writer is running");
+        let method = req.method().to_string();
+        let uri = req.uri().to_string();
+        let body = req.into_body().collect_bytes().await.unwrap();
+        (
+            method,
+            uri,
+            serde_json::from_slice(&body).unwrap_or_default(),
+            send,
+        )
+    }
+
+    fn respond(send: mock::SendResponse<Response<Body>>, status: StatusCode) {
+        let body = if status.is_success() {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "blue"}})
+        } else {
+            json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": status.as_u16(), "reason": "x", "message": "x"})
+        };
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_for_one_service_are_coalesced_and_never_overlap() {
+        let (w, mut api, metrics) = writer();
+        w.write(target("web"), assigned("192.0.2.200"));
+        let (method, uri, body, send) = next(&mut api).await;
+        assert_eq!(method, "PATCH");
+        assert_eq!(
+            uri,
+            "/api/v1/namespaces/blue/services/web/status?&force=true&fieldManager=metallb-controller"
+        );
+        assert_eq!(
+            body["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "192.0.2.200"
+        );
+        // Two more writes while the first is in flight: only the last one is sent, after it.
+        w.write(target("web"), assigned("192.0.2.201"));
+        w.write(target("web"), assigned("192.0.2.202"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        respond(send, StatusCode::OK);
+        let (_, _, body, send) = next(&mut api).await;
+        assert_eq!(
+            body["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "192.0.2.202"
+        );
+        respond(send, StatusCode::OK);
+        w.write(
+            target("other"),
+            Write::ServiceCleared {
+                patch: json!({"status": {"loadBalancer": {"ingress": null}}}),
+            },
+        );
+        let (method, uri, body, send) = next(&mut api).await;
+        assert_eq!(
+            (method.as_str(), uri.as_str()),
+            (
+                "PATCH",
+                "/api/v1/namespaces/blue/services/other/status?&fieldManager=metallb-controller"
+            )
+        );
+        assert_eq!(body, json!({"status": {"loadBalancer": {"ingress": null}}}));
+        respond(send, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(metrics.updates.get(), 3);
+        assert_eq!(metrics.update_errors.get(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_write_is_retried_and_a_write_for_a_deleted_object_is_not() {
+        let (w, mut api, metrics) = writer();
+        w.write(target("web"), assigned("192.0.2.200"));
+        let (_, uri, _, send) = next(&mut api).await;
+        respond(send, StatusCode::INTERNAL_SERVER_ERROR);
+        let (_, again, body, send) = next(&mut api).await;
+        assert_eq!(again, uri, "the same write, after a backoff");
+        assert_eq!(
+            body["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "192.0.2.200"
+        );
+        respond(send, StatusCode::OK);
+
+        w.write(target("gone"), assigned("192.0.2.201"));
+        let (_, _, _, send) = next(&mut api).await;
+        respond(send, StatusCode::NOT_FOUND);
+        w.write(target("next"), assigned("192.0.2.202"));
+        let (_, uri, _, send) = next(&mut api).await;
+        assert!(
+            uri.contains("/services/next/"),
+            "no retry for the deleted one: {uri}"
+        );
+        respond(send, StatusCode::OK);
+        assert_eq!(metrics.update_errors.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn losing_the_lead_drops_pending_writes_and_retries() {
+        let (w, mut api, _) = writer();
+        w.write(target("web"), assigned("192.0.2.200"));
+        let (_, _, _, send) = next(&mut api).await;
+        respond(send, StatusCode::INTERNAL_SERVER_ERROR);
+        // Lost leadership before the retry is due.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        w.reset();
+        w.write(target("later"), assigned("192.0.2.210"));
+        let (_, uri, _, send) = next(&mut api).await;
+        assert!(uri.contains("/services/later/"), "{uri}");
+        respond(send, StatusCode::OK);
+        let quiet = tokio::time::timeout(Duration::from_secs(120), api.next_request()).await;
+        assert!(quiet.is_err(), "the dropped retry was sent");
+    }
+}

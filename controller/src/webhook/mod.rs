@@ -339,3 +339,58 @@ async fn convert(Json(review): Json<ConversionReview>) -> Json<ConversionReview>
         .into_review(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn review(objects: Vec<serde_json::Value>, desired: &str) -> ConversionReview {
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "ConversionReview",
+            "request": {"uid": "u-1", "desiredAPIVersion": desired, "objects": objects},
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_conversion_webhook_converts_every_object_to_the_desired_version() {
+        let old = json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "BGPPeer",
+            "metadata": {"name": "p", "namespace": "metallb-system"},
+            "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "192.0.2.1"},
+        });
+        let Json(out) = convert(Json(review(vec![old], "metallb.io/v1beta2"))).await;
+        let response = out.response.expect("a response");
+        assert_eq!(response.uid, "u-1");
+        assert_eq!(
+            response.result.status,
+            Some(kube::core::response::StatusSummary::Success)
+        );
+        assert_eq!(
+            response.converted_objects,
+            vec![json!({
+                "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+                "metadata": {"name": "p", "namespace": "metallb-system"},
+                "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "192.0.2.1"},
+            })]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unconvertible_object_fails_the_whole_review_with_the_reason() {
+        let pool = json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "x"}});
+        let Json(out) = convert(Json(review(vec![pool], "metallb.io/v1beta2"))).await;
+        let response = out.response.expect("a response");
+        assert_eq!(
+            response.result.status,
+            Some(kube::core::response::StatusSummary::Failure)
+        );
+        assert_eq!(
+            response.result.message,
+            "cannot convert IPAddressPool metallb.io/v1beta1 to metallb.io/v1beta2: only BGPPeer metallb.io/v1beta1 and metallb.io/v1beta2 are converted"
+        );
+        assert!(response.converted_objects.is_empty());
+    }
+}

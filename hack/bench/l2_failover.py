@@ -269,7 +269,16 @@ def analyse(lines, t0, macs):
     times = sorted(t for t, _ in arp)
     silence = max((b - a for a, b in zip(times, times[1:])), default=0.0)
     answering = sorted({n for _, n in arp})
-    return recovery, longest, silence, answering
+    # HTTP failure stretches (ms after the action), for the report.
+    stretches = []
+    for t, ok in after:
+        if not ok:
+            if stretches and t - stretches[-1][1] <= 60:
+                stretches[-1][1] = t
+            else:
+                stretches.append([t, t])
+    failed = [f"{a - t0:.0f}-{b - t0:.0f}" for a, b in stretches]
+    return recovery, longest, silence, answering, failed
 
 
 def trial(kind, ip, macs):
@@ -295,8 +304,8 @@ def trial(kind, ip, macs):
     reader.join(5)
     wait("the cluster to settle", 90, lambda: settled(ip), every=0.5)
     time.sleep(2)
-    recovery, double, silence, answering = analyse(lines, t0, macs)
-    return before, recovery, double, silence, answering
+    recovery, double, silence, answering, failed = analyse(lines, t0, macs)
+    return before, recovery, double, silence, answering, failed
 
 
 def percentile(values, p):
@@ -356,10 +365,11 @@ def main():
     for kind in kinds:
         results[kind] = []
         for i in range(trials):
-            before, recovery, double, silence, answering = trial(kind, ip, macs)
+            before, recovery, double, silence, answering, failed = trial(kind, ip, macs)
             results[kind].append((recovery, double, silence))
             print(f"{kind:8} #{i + 1:2}: owner {before}, HTTP back after {recovery:7.0f} ms, "
-                  f"two answering {double:4.0f} ms, longest ARP silence {silence:6.0f} ms, answered by {answering}",
+                  f"two answering {double:4.0f} ms, longest ARP silence {silence:6.0f} ms, answered by {answering}, "
+                  f"HTTP failing (ms after the action): {failed}",
                   flush=True)
     print()
     print("kind      HTTP p50   HTTP p99   HTTP max   double max   ARP silence p50   ARP silence max")

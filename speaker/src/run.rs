@@ -182,24 +182,31 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     let mut live_rx = gossip.as_ref().map(|g| g.live.clone());
     let mut previous_links: Vec<Link> = Vec::new();
     loop {
-        let liveness = match &live_rx {
-            Some(rx) => Liveness::Speakers(rx.borrow().clone()),
-            None => Liveness::AllNodes,
-        };
-        if let Liveness::Speakers(live) = &liveness {
-            metrics.set_live_speakers(live.len());
-        }
         if config_dirty {
             speaker.reparse(&stores).await;
             config_dirty = false;
         }
         let current_links = links.borrow_and_update().clone();
+        let mut liveness = match &live_rx {
+            Some(rx) => Liveness::Speakers(rx.borrow().clone()),
+            None => Liveness::AllNodes,
+        };
         if let Some(g) = &gossip
             && came_up(&previous_links, &current_links)
         {
-            let _ = g.commands.send(Command::LinkUp).await;
+            // A node cut off for a while counted itself alone; ask the gossip first, so the
+            // link that just came back does not announce every IP on that stale view.
+            let (tx, rx) = oneshot::channel();
+            if g.commands.send(Command::LinkUp(tx)).await.is_ok()
+                && let Ok(live) = rx.await
+            {
+                liveness = Liveness::Speakers(live);
+            }
         }
         previous_links = current_links.clone();
+        if let Liveness::Speakers(live) = &liveness {
+            metrics.set_live_speakers(live.len());
+        }
         let excl = exclusions.borrow_and_update().clone();
         let decision = speaker.decide(&stores, &liveness);
         let plan = interfaces::plan(&decision.announced_ips(), &current_links, &excl);

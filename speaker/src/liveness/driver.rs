@@ -22,8 +22,9 @@ const TICK: Duration = Duration::from_millis(100);
 pub enum Command {
     /// The speakers listed from the API (node → gossip address).
     Peers(BTreeMap<String, SocketAddr>),
-    /// An interface came back up.
-    LinkUp,
+    /// An interface came back up; answered with the live set once handled, so the caller
+    /// never decides on the view from before the link came back.
+    LinkUp(oneshot::Sender<BTreeSet<String>>),
     /// Leave the gossip; answered once the leave has been sent.
     Leave(oneshot::Sender<()>),
 }
@@ -76,7 +77,11 @@ pub async fn run(
             command = commands.recv() => match command {
                 None => return,
                 Some(Command::Peers(peers)) => membership.set_peers(peers, Instant::now().into_std()),
-                Some(Command::LinkUp) => membership.on_link_up(Instant::now().into_std()),
+                Some(Command::LinkUp(done)) => {
+                    let outputs = membership.on_link_up(Instant::now().into_std());
+                    let _ = done.send(membership.live(Instant::now().into_std()));
+                    outputs
+                }
                 Some(Command::Leave(done)) => {
                     let outputs = membership.leave(Instant::now().into_std());
                     send_all(&socket, &outputs).await;

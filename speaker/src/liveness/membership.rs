@@ -336,44 +336,60 @@ impl Membership {
 
     fn drain(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
-        while let Some((to, data)) = self.runtime.to_send() {
-            out.push(Output::Send {
-                to: to.addr,
-                data: self.key.seal(Kind::Swim, &data),
-            });
-        }
-        while let Some((after, timer)) = self.runtime.to_schedule() {
-            out.push(Output::Schedule {
-                at: now + after,
-                timer,
-            });
-        }
-        while let Some(notification) = self.runtime.to_notify() {
-            match notification {
-                OwnedNotification::Active | OwnedNotification::Rejoin(_) => {
-                    // (Re)joined: the others now see this speaker; it claims IPs after the
-                    // settle time.
-                    self.connected_since = Some(now);
-                    self.alone_since = None;
-                }
-                OwnedNotification::Idle => {
-                    tracing::warn!("lost contact with every other speaker");
-                    self.connected_since = None;
-                    self.alone_since = Some(now);
-                }
-                OwnedNotification::Defunct => {
-                    self.connected_since = None;
-                    if !self.leaving {
+        // A rejoin (after being declared down) is announced to every known peer at once, not
+        // only to the few foca picks: the node holding this speaker's IPs must learn of the new
+        // identity before this speaker counts itself live again.
+        let mut announce_all = true;
+        while std::mem::take(&mut announce_all) {
+            while let Some((to, data)) = self.runtime.to_send() {
+                out.push(Output::Send {
+                    to: to.addr,
+                    data: self.key.seal(Kind::Swim, &data),
+                });
+            }
+            while let Some((after, timer)) = self.runtime.to_schedule() {
+                out.push(Output::Schedule {
+                    at: now + after,
+                    timer,
+                });
+            }
+            while let Some(notification) = self.runtime.to_notify() {
+                match notification {
+                    OwnedNotification::Active => {
+                        self.connected_since = Some(now);
+                        self.alone_since = None;
+                    }
+                    OwnedNotification::Rejoin(m) => {
+                        tracing::info!(
+                            generation = m.generation,
+                            "rejoined the gossip after being declared down"
+                        );
+                        self.connected_since = Some(now);
+                        self.alone_since = None;
+                        announce_all = true;
+                    }
+                    OwnedNotification::Idle => {
+                        tracing::warn!("lost contact with every other speaker");
+                        self.connected_since = None;
                         self.alone_since = Some(now);
                     }
+                    OwnedNotification::Defunct => {
+                        self.connected_since = None;
+                        if !self.leaving {
+                            self.alone_since = Some(now);
+                        }
+                    }
+                    OwnedNotification::MemberUp(m) => {
+                        tracing::info!(node = %m.node, generation = m.generation, "speaker up");
+                    }
+                    OwnedNotification::MemberDown(m) => {
+                        tracing::info!(node = %m.node, generation = m.generation, "speaker down");
+                    }
+                    OwnedNotification::Rename(..) => {}
                 }
-                OwnedNotification::MemberUp(m) => {
-                    tracing::info!(node = %m.node, generation = m.generation, "speaker up");
-                }
-                OwnedNotification::MemberDown(m) => {
-                    tracing::info!(node = %m.node, generation = m.generation, "speaker down");
-                }
-                OwnedNotification::Rename(..) => {}
+            }
+            if announce_all {
+                self.announce_to_all();
             }
         }
         // foca reports Active only on the first contact; being connected again after Idle

@@ -341,6 +341,14 @@ fn a_cut_off_speaker_waits_before_claiming_and_rejoins_without_claiming_early() 
         let live = s.live(0);
         if live.contains("node-1") {
             assert_eq!(live, names(&[0, 1, 2]), "claimed IPs with a partial view");
+            // And the others already know it is back, so their owners have let go.
+            for i in [1, 2] {
+                assert!(
+                    s.live(i).contains("node-1"),
+                    "node-{} does not see node-1 yet",
+                    i + 1
+                );
+            }
         }
         checked += 1;
         (0..3).all(|i| s.live(i) == names(&[0, 1, 2]))

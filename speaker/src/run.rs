@@ -244,24 +244,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
             let mut without_me = g.live.borrow().clone();
             without_me.remove(&node);
             let decision = speaker.decide(&stores, &Liveness::Speakers(without_me));
-            let mine: BTreeSet<IpAddr> = speaker.last.announced_ips().into_keys().collect();
-            let others_take: BTreeSet<IpAddr> = speaker
-                .last
-                .services
-                .iter()
-                .filter(|(_, o)| matches!(o, Outcome::Announced { .. }))
-                .filter(|(k, _)| {
-                    matches!(
-                        decision.services.get(*k),
-                        Some(Outcome::NotAnnounced(announce::Reason::OwnedBy(_)))
-                    )
-                })
-                .flat_map(|(_, o)| match o {
-                    Outcome::Announced { ips, .. } => ips.clone(),
-                    Outcome::NotAnnounced(_) => Vec::new(),
-                })
-                .filter(|ip| mine.contains(ip))
-                .collect();
+            let others_take = handover_ips(&speaker.last, &decision);
             let (done_tx, done_rx) = oneshot::channel();
             let _ = g.commands.send(Command::Leave(done_tx)).await;
             let _ = tokio::time::timeout(Duration::from_millis(500), done_rx).await;
@@ -292,6 +275,24 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The IPs this node announces (`mine`) that another node wins once this one has left
+/// (`without_me`): on shutdown, this node answers until it sees their new owners announce them.
+fn handover_ips(mine: &Decision, without_me: &Decision) -> BTreeSet<IpAddr> {
+    mine.services
+        .iter()
+        .filter(|(key, _)| {
+            matches!(
+                without_me.services.get(*key),
+                Some(Outcome::NotAnnounced(announce::Reason::OwnedBy(_)))
+            )
+        })
+        .flat_map(|(_, outcome)| match outcome {
+            Outcome::Announced { ips, .. } => ips.clone(),
+            Outcome::NotAnnounced(_) => Vec::new(),
+        })
+        .collect()
 }
 
 fn replace_if_changed<T: PartialEq>(old: &mut T, new: T) -> bool {
@@ -696,6 +697,88 @@ mod tests {
             noarp: false,
             master: None,
         }
+    }
+
+    fn announced(ips: &[&str]) -> Outcome {
+        Outcome::Announced {
+            pool: "lan".into(),
+            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            interfaces: announce::Interfaces::All,
+            restricted: false,
+        }
+    }
+
+    #[test]
+    fn on_shutdown_only_ips_another_node_takes_are_waited_for() {
+        let key = |n: &str| ServiceKey::new("demo", n);
+        let mine = Decision {
+            services: [
+                (
+                    key("moves"),
+                    announced(&["192.0.2.200", "2001:db8:0:1::200"]),
+                ),
+                (key("nobody-else"), announced(&["192.0.2.201"])),
+                (
+                    key("not-mine"),
+                    Outcome::NotAnnounced(announce::Reason::OwnedBy("node-2".into())),
+                ),
+            ]
+            .into(),
+        };
+        let without_me = Decision {
+            services: [
+                (
+                    key("moves"),
+                    Outcome::NotAnnounced(announce::Reason::OwnedBy("node-2".into())),
+                ),
+                (
+                    key("nobody-else"),
+                    Outcome::NotAnnounced(announce::Reason::NoCandidates),
+                ),
+                (
+                    key("not-mine"),
+                    Outcome::NotAnnounced(announce::Reason::OwnedBy("node-2".into())),
+                ),
+            ]
+            .into(),
+        };
+        let expected: BTreeSet<IpAddr> = [
+            "192.0.2.200".parse().unwrap(),
+            "2001:db8:0:1::200".parse().unwrap(),
+        ]
+        .into();
+        assert_eq!(handover_ips(&mine, &without_me), expected);
+    }
+
+    #[test]
+    fn service_l2_status_lists_interfaces_only_when_an_advertisement_restricts_them() {
+        let key = |n: &str| ServiceKey::new("demo", n);
+        let decision = Decision {
+            services: [
+                (key("all"), announced(&["192.0.2.200"])),
+                (
+                    key("eth0"),
+                    Outcome::Announced {
+                        pool: "lan".into(),
+                        ips: vec!["192.0.2.201".parse().unwrap()],
+                        interfaces: announce::Interfaces::Only(["eth0".to_string()].into()),
+                        restricted: true,
+                    },
+                ),
+                (
+                    key("elsewhere"),
+                    Outcome::NotAnnounced(announce::Reason::NoCandidates),
+                ),
+            ]
+            .into(),
+        };
+        assert_eq!(
+            desired_statuses(&decision),
+            Desired::from([
+                (key("all"), None),
+                (key("eth0"), Some(vec!["eth0".to_string()]))
+            ])
+        );
     }
 
     #[test]

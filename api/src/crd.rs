@@ -329,13 +329,16 @@ fn metallb(s: &mut Value) {
         "self in ['', 'native', 'frr']",
         "unsupported bgpBackend: supported values are \"native\" (the default) and \"frr\"; MetalLB's frr-k8s modes are not offered by metallb-rs",
     );
-    for list in [
-        "spec.speakerTolerations.[]",
-        "spec.controllerTolerations.[]",
-    ] {
+    // The API server estimates a CEL rule on a list item as if the list and its strings were as
+    // long as a request allows: bounded lists and strings keep the estimate within the budget.
+    for list in ["spec.speakerTolerations", "spec.controllerTolerations"] {
+        set(s, list, "maxItems", json!(64));
+        for field in ["key", "operator", "effect", "value"] {
+            set(s, &format!("{list}.[].{field}"), "maxLength", json!(316));
+        }
         cel(
             s,
-            list,
+            &format!("{list}.[]"),
             "!has(self.tolerationSeconds) || self.tolerationSeconds <= 0 || (has(self.effect) && self.effect == 'NoExecute')",
             "a toleration with tolerationSeconds > 0 must have effect NoExecute",
         );
@@ -343,33 +346,34 @@ fn metallb(s: &mut Value) {
     // Decision: MetalLB's operator checks the weights of nodeAffinity and podAffinity only; a bad
     // podAntiAffinity weight then fails when the Deployment is applied. We check all three here.
     for config in ["spec.speakerConfig", "spec.controllerConfig"] {
-        for (kind, term) in [
-            (
-                "nodeAffinity",
-                "preferredDuringSchedulingIgnoredDuringExecution",
-            ),
-            (
-                "podAffinity",
-                "preferredDuringSchedulingIgnoredDuringExecution",
-            ),
-            (
-                "podAntiAffinity",
-                "preferredDuringSchedulingIgnoredDuringExecution",
-            ),
-        ] {
+        for kind in ["nodeAffinity", "podAffinity", "podAntiAffinity"] {
+            let list =
+                format!("{config}.affinity.{kind}.preferredDuringSchedulingIgnoredDuringExecution");
+            set(s, &list, "maxItems", json!(64));
             cel(
                 s,
-                &format!("{config}.affinity.{kind}.{term}.[]"),
+                &format!("{list}.[]"),
                 "self.weight >= 1 && self.weight <= 100",
                 "weight must be in the range 1-100",
             );
         }
     }
-    cel(
+    // A pattern rather than CEL's isCIDR(): the API server's cost estimate for isCIDR on list
+    // items exceeds the CRD's budget even with bounded lists.
+    set(s, "spec.frrk8sConfig.alwaysBlock", "maxItems", json!(128));
+    set(
         s,
         "spec.frrk8sConfig.alwaysBlock.[]",
-        "isCIDR(self)",
-        "alwaysBlock entries must be CIDRs",
+        "pattern",
+        json!(
+            r"^(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])|[0-9a-fA-F:]*:[0-9a-fA-F:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"
+        ),
+    );
+    set(
+        s,
+        "spec.speakerGratuitousARPInterval",
+        "maxLength",
+        json!(32),
     );
     cel(
         s,

@@ -347,6 +347,20 @@ mod tests {
     }
 
     #[test]
+    fn always_block_entries_must_be_cidrs() {
+        let cr = |cidr: &str| {
+            format!(
+                "apiVersion: metallb.io/v1beta1\nkind: MetalLB\nmetadata: {{name: metallb}}\nspec: {{frrk8sConfig: {{alwaysBlock: ['{cidr}']}}}}\n"
+            )
+        };
+        assert!(problems(&cr("192.0.2.0/24")).is_empty());
+        assert!(problems(&cr("2001:db8::/32")).is_empty());
+        for bad in ["192.0.2.0", "192.0.2.0/33", "300.0.0.0/8", "not-a-cidr"] {
+            assert_eq!(problems(&cr(bad)).len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
     fn metallb_cr_rules_hold_without_a_webhook() {
         let p = problems(
             "apiVersion: metallb.io/v1beta1\nkind: MetalLB\nmetadata: {name: metallb}\nspec:\n  bgpBackend: frr-k8s\n  logLevel: chatty\n  speakerTolerations: [{key: a, operator: Exists, effect: NoSchedule, tolerationSeconds: 5}]\n",

@@ -35,15 +35,11 @@ pub enum Error {
     },
 }
 
-/// The templates, in apply order: identities and permissions first, workloads last.
-const TEMPLATES: [(&str, &str); 7] = [
+/// The handlebars templates, in apply order: identities first, workloads last.
+const TEMPLATES: [(&str, &str); 5] = [
     (
         "serviceaccounts",
         include_str!("../../../manifests/templates/serviceaccounts.yaml.hbs"),
-    ),
-    (
-        "rbac",
-        include_str!("../../../manifests/templates/rbac.yaml.hbs"),
     ),
     (
         "config",
@@ -54,10 +50,6 @@ const TEMPLATES: [(&str, &str); 7] = [
         include_str!("../../../manifests/templates/frr.yaml.hbs"),
     ),
     (
-        "webhook",
-        include_str!("../../../manifests/templates/webhook.yaml.hbs"),
-    ),
-    (
         "controller",
         include_str!("../../../manifests/templates/controller.yaml.hbs"),
     ),
@@ -66,6 +58,31 @@ const TEMPLATES: [(&str, &str); 7] = [
         include_str!("../../../manifests/templates/speaker.yaml.hbs"),
     ),
 ];
+
+/// What each component may do (exactly what its code needs), and the controller's webhook
+/// Service and ValidatingWebhookConfiguration: the components' own canonical files, written for
+/// the namespace `metallb-system`, moved to the operator's namespace by [`relocate`]. They are
+/// applied after the ServiceAccounts and before the workloads.
+const CANONICAL: [(&str, &str, &str); 3] = [
+    (
+        "controller-rbac",
+        "controller",
+        include_str!("../../../manifests/controller/rbac.yaml"),
+    ),
+    (
+        "speaker-rbac",
+        "speaker",
+        include_str!("../../../manifests/speaker/rbac.yaml"),
+    ),
+    (
+        "webhook",
+        "controller",
+        include_str!("../../../manifests/controller/webhook-configuration.yaml"),
+    ),
+];
+
+/// The namespace the canonical files are written for.
+const CANONICAL_NAMESPACE: &str = metallb_api::constants::DEFAULT_NAMESPACE;
 
 /// Renders every object for `cr` in `namespace`.
 pub fn render(cr: &MetalLB, namespace: &str, images: &Images) -> Result<Vec<Value>, Error> {
@@ -82,6 +99,19 @@ pub fn render_values(values: &Values) -> Result<Vec<Value>, Error> {
         if name == "frr" && !values.frr {
             continue;
         }
+        if name == "controller" {
+            for (file, component, text) in CANONICAL {
+                let docs =
+                    metallb_api::manifest::documents(file, text).map_err(|e| Error::Yaml {
+                        template: file,
+                        message: e.to_string(),
+                    })?;
+                objects.extend(
+                    docs.into_iter()
+                        .map(|d| relocate(d.value, values, component)),
+                );
+            }
+        }
         let text = hb.render(name, &data).map_err(|e| Error::Template {
             template: name,
             source: Box::new(e),
@@ -93,6 +123,49 @@ pub fn render_values(values: &Values) -> Result<Vec<Value>, Error> {
         objects.extend(docs.into_iter().map(|d| d.value));
     }
     Ok(objects)
+}
+
+/// Moves a canonical object to the operator's namespace and gives it the common labels: its
+/// namespace, the `metallb-system:` prefix of cluster-scoped names, role references, subjects
+/// and webhook Services.
+fn relocate(mut obj: Value, values: &Values, component: &str) -> Value {
+    let ns = values.namespace.as_str();
+    let rename = |v: &mut Value| {
+        if let Some(name) = v
+            .as_str()
+            .and_then(|n| n.strip_prefix(&format!("{CANONICAL_NAMESPACE}:")))
+        {
+            *v = Value::String(format!("{ns}:{name}"));
+        }
+    };
+    if obj["metadata"].get("namespace").is_some() {
+        obj["metadata"]["namespace"] = json!(ns);
+    }
+    rename(&mut obj["metadata"]["name"]);
+    if obj.get("roleRef").is_some() {
+        rename(&mut obj["roleRef"]["name"]);
+    }
+    // `get_mut`, not indexing: indexing a missing key would insert a null field.
+    for subject in obj
+        .get_mut("subjects")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        subject["namespace"] = json!(ns);
+    }
+    for webhook in obj
+        .get_mut("webhooks")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        webhook["clientConfig"]["service"]["namespace"] = json!(ns);
+    }
+    let mut labels = serde_json::to_value(&values.labels).expect("labels serialize");
+    labels["component"] = json!(component);
+    obj["metadata"]["labels"] = labels;
+    obj
 }
 
 /// Objects as multi-document YAML.

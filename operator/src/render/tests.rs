@@ -209,6 +209,37 @@ fn every_object_is_labelled_with_its_owner_and_namespaced_ones_are_in_the_namesp
     }
 }
 
+/// A null field is never what we mean, and the API server rejects some of them.
+fn nulls(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Null => out.push(path.to_string()),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, v)| nulls(v, &format!("{path}.{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| nulls(v, &format!("{path}[{i}]"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn nothing_rendered_has_a_null_field() {
+    for cr in [cr(NATIVE), sample("metallb-full.yaml")] {
+        for o in render_cr(&cr) {
+            let mut found = Vec::new();
+            nulls(&o, "", &mut found);
+            assert!(
+                found.is_empty(),
+                "{} {}: null at {found:?}",
+                o["kind"],
+                o["metadata"]["name"]
+            );
+        }
+    }
+}
+
 #[test]
 fn user_values_cannot_break_the_yaml() {
     let yaml = format!(

@@ -66,16 +66,6 @@ pub struct Ports {
     pub memberlist: u16,
 }
 
-/// One entry of the ValidatingWebhookConfiguration.
-#[derive(Debug, Clone, Serialize)]
-pub struct Webhook {
-    pub name: &'static str,
-    pub path: &'static str,
-    pub version: &'static str,
-    pub resource: &'static str,
-    pub operations: &'static [&'static str],
-}
-
 /// Everything the templates read.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,7 +88,6 @@ pub struct Values {
     pub gratuitous_arp_interval: String,
     pub speaker_grace_period: u32,
     pub ports: Ports,
-    pub webhooks: Vec<Webhook>,
 }
 
 /// The label naming the MetalLB resource an object belongs to: `<namespace>.<name>`.
@@ -210,7 +199,6 @@ impl Values {
                 health: ports::HEALTH,
                 memberlist: ports::MEMBERLIST,
             },
-            webhooks: webhooks(),
         })
     }
 }
@@ -237,54 +225,4 @@ fn frr_log_level(level: &str) -> &'static str {
         "error" => "errors",
         _ => "emergencies",
     }
-}
-
-fn webhooks() -> Vec<Webhook> {
-    use metallb_api::constants::webhook_paths as p;
-    const CU: &[&str] = &["CREATE", "UPDATE"];
-    vec![
-        Webhook {
-            name: "ipaddresspoolvalidationwebhook.metallb.io",
-            path: p::IPADDRESSPOOL,
-            version: "v1beta1",
-            resource: "ipaddresspools",
-            operations: CU,
-        },
-        Webhook {
-            name: "l2advertisementvalidationwebhook.metallb.io",
-            path: p::L2ADVERTISEMENT,
-            version: "v1beta1",
-            resource: "l2advertisements",
-            operations: CU,
-        },
-        Webhook {
-            name: "bgpadvertisementvalidationwebhook.metallb.io",
-            path: p::BGPADVERTISEMENT,
-            version: "v1beta1",
-            resource: "bgpadvertisements",
-            operations: CU,
-        },
-        Webhook {
-            name: "bgppeervalidationwebhook.metallb.io",
-            path: p::BGPPEER,
-            version: "v1beta2",
-            resource: "bgppeers",
-            operations: CU,
-        },
-        Webhook {
-            name: "communityvalidationwebhook.metallb.io",
-            path: p::COMMUNITY,
-            version: "v1beta1",
-            resource: "communities",
-            operations: CU,
-        },
-        // DELETE too: a BFDProfile in use by a BGPPeer cannot be deleted.
-        Webhook {
-            name: "bfdprofilevalidationwebhook.metallb.io",
-            path: p::BFDPROFILE,
-            version: "v1beta1",
-            resource: "bfdprofiles",
-            operations: &["CREATE", "UPDATE", "DELETE"],
-        },
-    ]
 }

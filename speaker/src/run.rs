@@ -214,6 +214,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         let target = Target {
             plan,
             links: current_links,
+            handover: false,
         };
         target_tx.send_if_modified(|old| replace_if_changed(old, target));
         let desired = desired_statuses(&decision);
@@ -238,7 +239,9 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         }
     }
 
-    // Handover: the IPs another speaker will take once this one has left.
+    // Handover: the IPs another speaker will take once this one has left. From now on the
+    // announcer drops an IP the moment it sees the new owner announce it.
+    target_tx.send_modify(|t| t.handover = true);
     let expected = match &gossip {
         Some(g) => {
             let mut without_me = g.live.borrow().clone();

@@ -22,6 +22,28 @@ use crate::sys::PacketSocket;
 pub struct Target {
     pub plan: Plan,
     pub links: Vec<Link>,
+    /// Shutting down: stop answering for an IP the moment another node announces it, without
+    /// waiting for the main loop, so the old and the new owner overlap for microseconds.
+    pub handover: bool,
+}
+
+/// During a handover, removes from `plan` every IP another node was seen announcing in
+/// `actions`; true if the plan changed.
+pub fn yield_taken(plan: &mut Plan, actions: &[Action]) -> bool {
+    let taken: Vec<IpAddr> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::OtherOwner { ip, .. } => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    let mut changed = false;
+    for ips in plan.links.values_mut() {
+        for ip in &taken {
+            changed |= ips.remove(ip);
+        }
+    }
+    changed
 }
 
 /// Someone else announced an IP this node answers for.
@@ -123,6 +145,9 @@ pub async fn run(
             }
             Some((index, frame)) = frames.recv() => {
                 actions = announcer.on_frame(index, &frame);
+                if target.handover && yield_taken(&mut target.plan, &actions) {
+                    actions.extend(announcer.apply(&target.plan, &target.links, Instant::now().into_std()));
+                }
             }
             _ = async { tokio::time::sleep_until(wake.expect("guarded")).await }, if wake.is_some() => {
                 actions = announcer.on_timer(Instant::now().into_std());
@@ -199,5 +224,45 @@ fn execute(
                 let _ = others.send(OtherOwner { ip, mac });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    #[test]
+    fn a_handover_yields_exactly_the_ips_another_node_announced() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut plan = Plan {
+            links: BTreeMap::from([
+                (2, BTreeSet::from([ip("192.0.2.200"), ip("192.0.2.201")])),
+                (3, BTreeSet::from([ip("192.0.2.200")])),
+            ]),
+            missing_interfaces: BTreeSet::new(),
+        };
+        let seen = [
+            Action::RequestReceived {
+                ip: ip("192.0.2.201"),
+            },
+            Action::OtherOwner {
+                ip: ip("192.0.2.200"),
+                mac: MacAddr([2, 0, 0, 0, 0, 0x0c]),
+                index: 2,
+            },
+        ];
+        assert!(yield_taken(&mut plan, &seen));
+        assert_eq!(
+            plan.links,
+            BTreeMap::from([
+                (2, BTreeSet::from([ip("192.0.2.201")])),
+                (3, BTreeSet::new())
+            ])
+        );
+        assert!(!yield_taken(&mut plan, &seen[..1]));
     }
 }

@@ -3,6 +3,9 @@
 # machine and the date).
 #   hack/bench.sh controller     the allocator (pure) and, on the local cluster, 1,000 Services
 #                                (needs hack/local-up.sh; builds release binaries)
+#   hack/bench.sh l2-failover    L2 failover on the local cluster: the announcing node's link
+#                                down, its speaker SIGKILLed, its speaker pod deleted; TRIALS=20
+#                                per kind (KINDS="link kill graceful"); speaker idle RSS
 # Add a benchmark: a function bench_<name> and a line in the case below.
 set -euo pipefail
 
@@ -31,13 +34,31 @@ bench_controller() {
 		--controller "$target/release/metallb-controller" "$@"
 }
 
+bench_l2_failover() {
+	local kubeconfig="$root/.local/kubeconfig"
+	if [[ ! -f "$kubeconfig" ]]; then
+		echo "l2-failover needs the local cluster: run hack/local-up.sh" >&2
+		exit 1
+	fi
+	# The node agents run the workspace's debug binaries (e2e/src/images.rs).
+	cargo build --quiet -p metallb-speaker -p metallb-controller
+	# A release speaker only for the idle RSS figure.
+	cargo build --release --quiet -p metallb-speaker
+	machine
+	python3 "$root/hack/bench/l2_failover.py" "$@"
+}
+
 case "${1:-}" in
+l2-failover)
+	shift
+	bench_l2_failover "$@"
+	;;
 controller)
 	shift
 	bench_controller "$@"
 	;;
 *)
-	echo "usage: $0 controller [args]" >&2
+	echo "usage: $0 controller|l2-failover [args]" >&2
 	exit 2
 	;;
 esac

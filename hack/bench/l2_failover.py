@@ -75,7 +75,9 @@ def probe(ip, port, seconds, iface="eth0"):
                 continue
             if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
                 continue
-            if frame[28:32] != target:
+            # A reply to our request: sender the IP, target us (gratuitous replies, target
+            # the IP itself, are not answers).
+            if frame[28:32] != target or frame[38:42] != my_ip:
                 continue
             emit("arp", frame[22:28].hex(":"))
 

@@ -24,13 +24,21 @@ use metallb_api::v1beta2::BGPPeer;
 
 use super::{Context, Error};
 
-/// Runs the migration step. Returns the `ConfigMigrated` condition to report, or `None` when
-/// there is no legacy ConfigMap.
-pub async fn run(
-    cr: &MetalLB,
-    ctx: &Context,
-    previous: &[Condition],
-) -> Result<Option<(bool, &'static str, String)>, Error> {
+/// What the migration step found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// There is no legacy ConfigMap.
+    NoConfigMap,
+    /// The `ConfigMigrated` condition to report.
+    Report {
+        ok: bool,
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Runs the migration step.
+pub async fn run(cr: &MetalLB, ctx: &Context, previous: &[Condition]) -> Result<Outcome, Error> {
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let read = |what| move |source| Error::Read { what, source };
     let Some(cm) = configmaps
@@ -38,7 +46,7 @@ pub async fn run(
         .await
         .map_err(read("legacy ConfigMap"))?
     else {
-        return Ok(None);
+        return Ok(Outcome::NoConfigMap);
     };
     let existing = existing_resources(ctx).await?;
     let backend = match cr.spec.bgp_backend.as_deref() {
@@ -58,7 +66,11 @@ pub async fn run(
                 // Transient (typically the webhook not answering yet): report and retry.
                 let message = format!("creating {} failed, will retry: {e}", object.object_ref());
                 tracing::warn!(configmap = %cm.name_any(), error = %e, "migration step failed");
-                return Ok(Some((false, "MigrationPending", message)));
+                return Ok(Outcome::Report {
+                    ok: false,
+                    reason: "MigrationPending",
+                    message,
+                });
             }
             tracing::info!(object = %object.object_ref(), "created from the legacy ConfigMap");
         }
@@ -101,7 +113,11 @@ pub async fn run(
             tracing::warn!(error = %e, "failed to publish the migration event");
         }
     }
-    Ok(Some((summary.status, summary.reason, summary.message)))
+    Ok(Outcome::Report {
+        ok: summary.status,
+        reason: summary.reason,
+        message: summary.message,
+    })
 }
 
 /// Every metallb.io object and Secret of the namespace, and the Nodes (for the FRR rules).

@@ -266,8 +266,14 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
     let migrated = migration::run(cr, ctx, &previous).await?;
-    let retry_migration = migrated.as_ref().is_some_and(|m| m.1 == "MigrationPending");
-    write_status(cr, ctx, &observed, migrated).await?;
+    let retry_migration = matches!(
+        &migrated,
+        migration::Outcome::Report {
+            reason: "MigrationPending",
+            ..
+        }
+    );
+    write_status(cr, ctx, &observed, Some(migrated)).await?;
     if retry_migration {
         return Ok(Action::requeue(Duration::from_secs(10)));
     }
@@ -289,16 +295,30 @@ async fn write_status(
     cr: &MetalLB,
     ctx: &Context,
     observed: &status::Observed,
-    migrated: Option<(bool, &'static str, String)>,
+    migrated: Option<migration::Outcome>,
 ) -> Result<(), Error> {
-    let previous = cr
+    let mut previous = cr
         .status
         .as_ref()
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
     let mut ours = status::conditions(observed, &previous, now.clone());
-    if let Some((ok, reason, message)) = migrated {
+    if let Some(migration::Outcome::NoConfigMap) = &migrated {
+        // The ConfigMap is gone: a successful migration stays on record, anything else (a
+        // failure about a ConfigMap that no longer exists) would only mislead.
+        previous.retain(|c| {
+            c.type_ != metallb_api::constants::migration::CONDITION_TYPE
+                || (c.status == "True"
+                    && c.reason == metallb_api::constants::migration::reasons::MIGRATED)
+        });
+    }
+    if let Some(migration::Outcome::Report {
+        ok,
+        reason,
+        message,
+    }) = migrated
+    {
         ours.push(status::condition_at(
             metallb_api::constants::migration::CONDITION_TYPE,
             ok,
@@ -311,7 +331,12 @@ async fn write_status(
     }
     let conditions = status::merge_foreign(ours, &previous);
     let generation = cr.metadata.generation;
-    let unchanged = status::same(&conditions, &previous)
+    let before = cr
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let unchanged = status::same(&conditions, &before)
         && cr.status.as_ref().and_then(|s| s.observed_generation) == generation;
     if unchanged {
         return Ok(());

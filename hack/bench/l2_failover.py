@@ -280,6 +280,8 @@ def analyse(lines, t0, macs):
             else:
                 stretches.append([t, t])
     failed = [f"{a - t0:.0f}-{b - t0:.0f}" for a, b in stretches]
+    if conflicts:
+        failed.append("two answering at " + ", ".join(f"{t - t0:.0f}" for t in sorted(set(conflicts))))
     return recovery, longest, silence, answering, failed
 
 

@@ -144,7 +144,7 @@ pub async fn run(
                 actions = announcer.apply(&target.plan, &target.links, Instant::now().into_std());
             }
             Some((index, frame)) = frames.recv() => {
-                actions = announcer.on_frame(index, &frame);
+                actions = announcer.on_frame(index, &frame, Instant::now().into_std());
                 if target.handover && yield_taken(&mut target.plan, &actions) {
                     actions.extend(announcer.apply(&target.plan, &target.links, Instant::now().into_std()));
                 }

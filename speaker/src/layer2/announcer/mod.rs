@@ -57,10 +57,18 @@ pub enum Action {
     },
 }
 
+/// How long a node that just took an IP over waits, after its first gratuitous announcement,
+/// before it answers requests for it. In a graceful handover the old owner answers until it sees
+/// that announcement, then stops: the guard keeps the two from answering the same request. In a
+/// failover it adds 10 ms to half a second of detection.
+pub const TAKEOVER_GUARD: Duration = Duration::from_millis(10);
+
 #[derive(Debug)]
 struct Active {
     link: Link,
     ips: BTreeSet<IpAddr>,
+    /// When each IP starts being answered (its takeover plus [`TAKEOVER_GUARD`]).
+    answer_from: BTreeMap<IpAddr, Instant>,
 }
 
 /// See the module documentation.
@@ -131,6 +139,7 @@ impl Announcer {
                     Active {
                         link: (*link).clone(),
                         ips: BTreeSet::new(),
+                        answer_from: BTreeMap::new(),
                     },
                 );
             }
@@ -160,6 +169,7 @@ impl Announcer {
     fn add_ip(&mut self, index: u32, ip: IpAddr, now: Instant, out: &mut Vec<Action>) {
         if let Some(active) = self.links.get_mut(&index) {
             active.ips.insert(ip);
+            active.answer_from.insert(ip, now + TAKEOVER_GUARD);
         }
         if let IpAddr::V6(v6) = ip {
             let group = solicited_node(v6);
@@ -178,6 +188,7 @@ impl Announcer {
     fn remove_ip(&mut self, index: u32, ip: IpAddr, out: &mut Vec<Action>) {
         if let Some(active) = self.links.get_mut(&index) {
             active.ips.remove(&ip);
+            active.answer_from.remove(&ip);
         }
         self.schedule.cancel(index, ip);
         if let IpAddr::V6(v6) = ip {
@@ -195,12 +206,15 @@ impl Announcer {
         }
     }
 
-    /// Handles a frame received on link `index`.
-    pub fn on_frame(&mut self, index: u32, frame: &[u8]) -> Vec<Action> {
+    /// Handles a frame received on link `index` at `now`.
+    pub fn on_frame(&mut self, index: u32, frame: &[u8], now: Instant) -> Vec<Action> {
         let Some(active) = self.links.get(&index) else {
             return Vec::new();
         };
         let mac = active.link.mac;
+        let answers = |ip: &IpAddr| {
+            active.ips.contains(ip) && active.answer_from.get(ip).is_some_and(|from| *from <= now)
+        };
         let mut out = Vec::new();
         if let Ok(arp) = ArpFrame::parse(frame) {
             let claimed = IpAddr::V4(arp.arp.sender_ip);
@@ -213,11 +227,7 @@ impl Announcer {
             }
             let target = IpAddr::V4(arp.arp.target_ip);
             let for_us = arp.eth.dst == MacAddr::BROADCAST || arp.eth.dst == mac;
-            if arp.arp.op == ArpOp::Request
-                && for_us
-                && !arp.is_gratuitous()
-                && active.ips.contains(&target)
-            {
+            if arp.arp.op == ArpOp::Request && for_us && !arp.is_gratuitous() && answers(&target) {
                 out.push(Action::RequestReceived { ip: target });
                 out.push(Action::Send {
                     index,
@@ -234,7 +244,7 @@ impl Announcer {
                 Ndp::Solicitation {
                     target,
                     source_ll: Some(solicitor),
-                } if active.ips.contains(&IpAddr::V6(target)) && !ndp.src.is_unspecified() => {
+                } if answers(&IpAddr::V6(target)) && !ndp.src.is_unspecified() => {
                     let ip = IpAddr::V6(target);
                     out.push(Action::RequestReceived { ip });
                     if let Some(na) = NdpFrame::advertisement_for(&ndp, solicitor, mac) {

@@ -24,6 +24,11 @@ fn eth0() -> Link {
     }
 }
 
+/// An instant after every takeover guard of the test.
+fn later() -> Instant {
+    Instant::now() + Duration::from_secs(1)
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -129,7 +134,7 @@ fn an_arp_request_for_an_announced_ip_gets_a_reply_with_the_links_mac() {
     let request = arp_request("192.0.2.200", MacAddr::BROADCAST);
     let parsed = ArpFrame::parse(&request).unwrap();
     assert_eq!(
-        a.on_frame(2, &request),
+        a.on_frame(2, &request, later()),
         vec![
             Action::RequestReceived {
                 ip: ip("192.0.2.200")
@@ -143,7 +148,11 @@ fn an_arp_request_for_an_announced_ip_gets_a_reply_with_the_links_mac() {
         ]
     );
     // Unicast to us (a cache refresh) is answered too.
-    assert_eq!(a.on_frame(2, &arp_request("192.0.2.200", MAC)).len(), 2);
+    assert_eq!(
+        a.on_frame(2, &arp_request("192.0.2.200", MAC), later())
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -151,18 +160,18 @@ fn requests_for_other_ips_other_hosts_or_other_links_are_ignored() {
     let mut a = Announcer::new(None);
     a.apply(&plan(&["192.0.2.200"]), &[eth0()], Instant::now());
     assert_eq!(
-        a.on_frame(2, &arp_request("192.0.2.201", MacAddr::BROADCAST)),
+        a.on_frame(2, &arp_request("192.0.2.201", MacAddr::BROADCAST), later()),
         vec![]
     );
     assert_eq!(
-        a.on_frame(2, &arp_request("192.0.2.200", OTHER_NODE)),
+        a.on_frame(2, &arp_request("192.0.2.200", OTHER_NODE), later()),
         vec![]
     );
     assert_eq!(
-        a.on_frame(3, &arp_request("192.0.2.200", MacAddr::BROADCAST)),
+        a.on_frame(3, &arp_request("192.0.2.200", MacAddr::BROADCAST), later()),
         vec![]
     );
-    assert_eq!(a.on_frame(2, b"not a frame"), vec![]);
+    assert_eq!(a.on_frame(2, b"not a frame", later()), vec![]);
 }
 
 #[test]
@@ -172,7 +181,7 @@ fn a_gratuitous_arp_from_another_node_for_our_ip_is_reported() {
     for op in [ArpOp::Request, ArpOp::Reply] {
         let frame = ArpFrame::gratuitous(op, "192.0.2.200".parse().unwrap(), OTHER_NODE).build();
         assert_eq!(
-            a.on_frame(2, &frame),
+            a.on_frame(2, &frame, later()),
             vec![Action::OtherOwner {
                 ip: ip("192.0.2.200"),
                 mac: OTHER_NODE,
@@ -182,7 +191,7 @@ fn a_gratuitous_arp_from_another_node_for_our_ip_is_reported() {
     }
     // Our own announcements, looped back, are not.
     let own = ArpFrame::gratuitous(ArpOp::Request, "192.0.2.200".parse().unwrap(), MAC).build();
-    assert_eq!(a.on_frame(2, &own), vec![]);
+    assert_eq!(a.on_frame(2, &own, later()), vec![]);
 }
 
 #[test]
@@ -192,7 +201,7 @@ fn a_solicitation_with_a_source_link_layer_option_gets_a_solicited_advertisement
     let ns = solicitation("2001:db8:0:1::200", 255, Some(CLIENT));
     let na = NdpFrame::advertisement_for(&ns, CLIENT, MAC).unwrap();
     assert_eq!(
-        a.on_frame(2, &ns.build()),
+        a.on_frame(2, &ns.build(), later()),
         vec![
             Action::RequestReceived {
                 ip: ip("2001:db8:0:1::200")
@@ -216,7 +225,7 @@ fn forwarded_solicitations_without_link_layer_option_or_for_other_ips_are_ignore
         solicitation("2001:db8:0:1::200", 255, None),
         solicitation("2001:db8:0:1::201", 255, Some(CLIENT)),
     ] {
-        assert_eq!(a.on_frame(2, &ns.build()), vec![], "{ns:?}");
+        assert_eq!(a.on_frame(2, &ns.build(), later()), vec![], "{ns:?}");
     }
 }
 
@@ -226,7 +235,7 @@ fn an_unsolicited_advertisement_from_another_node_for_our_ip_is_reported() {
     a.apply(&plan(&["2001:db8:0:1::200"]), &[eth0()], Instant::now());
     let na = NdpFrame::unsolicited("2001:db8:0:1::200".parse().unwrap(), OTHER_NODE).build();
     assert_eq!(
-        a.on_frame(2, &na),
+        a.on_frame(2, &na, later()),
         vec![Action::OtherOwner {
             ip: ip("2001:db8:0:1::200"),
             mac: OTHER_NODE,
@@ -264,7 +273,7 @@ fn withdrawn_ips_stop_being_answered_and_announced() {
     a.apply(&plan(&["192.0.2.200", "192.0.2.201"]), &[eth0()], now);
     assert_eq!(a.apply(&plan(&["192.0.2.201"]), &[eth0()], now), vec![]);
     assert_eq!(
-        a.on_frame(2, &arp_request("192.0.2.200", MacAddr::BROADCAST)),
+        a.on_frame(2, &arp_request("192.0.2.200", MacAddr::BROADCAST), later()),
         vec![]
     );
     let later = now + Duration::from_millis(1100);
@@ -324,4 +333,24 @@ fn the_periodic_interval_reannounces_every_ip() {
         a.on_timer(next);
     }
     panic!("no periodic announcement scheduled");
+}
+
+#[test]
+fn a_new_owner_answers_only_once_its_announcement_had_time_to_reach_the_old_owner() {
+    let now = Instant::now();
+    let mut a = Announcer::new(None);
+    let actions = a.apply(&plan(&["192.0.2.200"]), &[eth0()], now);
+    assert!(actions.iter().any(|x| matches!(
+        x,
+        Action::Send {
+            kind: SendKind::Gratuitous,
+            ..
+        }
+    )));
+    let request = arp_request("192.0.2.200", MacAddr::BROADCAST);
+    assert_eq!(
+        a.on_frame(2, &request, now + Duration::from_millis(5)),
+        vec![]
+    );
+    assert_eq!(a.on_frame(2, &request, now + TAKEOVER_GUARD).len(), 2);
 }

@@ -70,6 +70,9 @@ fn ndp_filter() -> [SockFilter; 7] {
     ]
 }
 
+/// A frame: link index, bytes, when it was received.
+type Received = (u32, Vec<u8>, Instant);
+
 struct Sockets {
     arp: Arc<PacketSocket>,
     ndp: Arc<PacketSocket>,
@@ -84,7 +87,7 @@ impl Drop for Sockets {
     }
 }
 
-fn open(link: &Link, frames: &mpsc::Sender<(u32, Vec<u8>)>) -> std::io::Result<Sockets> {
+fn open(link: &Link, frames: &mpsc::Sender<Received>) -> std::io::Result<Sockets> {
     let arp = Arc::new(PacketSocket::open(link.index, ETHERTYPE_ARP)?);
     let ndp = Arc::new(PacketSocket::open(link.index, ETHERTYPE_IPV6)?);
     ndp.attach_filter(&ndp_filter())?;
@@ -97,7 +100,10 @@ fn open(link: &Link, frames: &mpsc::Sender<(u32, Vec<u8>)>) -> std::io::Result<S
                 loop {
                     match socket.recv(&mut buf).await {
                         Ok(len) => {
-                            if frames.send((socket.index(), buf[..len].to_vec())).await.is_err() {
+                            // Stamped on receipt: a request that arrived before a takeover's
+                            // guard ended is not answered, however late it is handled.
+                            let received = (socket.index(), buf[..len].to_vec(), Instant::now());
+                            if frames.send(received).await.is_err() {
                                 return;
                             }
                         }
@@ -122,7 +128,7 @@ pub async fn run(
 ) {
     let mut announcer = Announcer::new(periodic);
     let mut sockets: BTreeMap<u32, Sockets> = BTreeMap::new();
-    let (frames_tx, mut frames) = mpsc::channel::<(u32, Vec<u8>)>(1024);
+    let (frames_tx, mut frames) = mpsc::channel::<Received>(1024);
     let mut target = targets.borrow_and_update().clone();
     let mut actions = announcer.apply(&target.plan, &target.links, Instant::now().into_std());
     loop {
@@ -143,8 +149,8 @@ pub async fn run(
                 target = targets.borrow_and_update().clone();
                 actions = announcer.apply(&target.plan, &target.links, Instant::now().into_std());
             }
-            Some((index, frame)) = frames.recv() => {
-                actions = announcer.on_frame(index, &frame, Instant::now().into_std());
+            Some((index, frame, received)) = frames.recv() => {
+                actions = announcer.on_frame(index, &frame, received.into_std());
                 if target.handover && yield_taken(&mut target.plan, &actions) {
                     actions.extend(announcer.apply(&target.plan, &target.links, Instant::now().into_std()));
                 }
@@ -158,7 +164,7 @@ pub async fn run(
 
 fn execute(
     sockets: &mut BTreeMap<u32, Sockets>,
-    frames: &mpsc::Sender<(u32, Vec<u8>)>,
+    frames: &mpsc::Sender<Received>,
     metrics: &Metrics,
     others: &mpsc::UnboundedSender<OtherOwner>,
     actions: Vec<Action>,

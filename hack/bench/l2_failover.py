@@ -55,31 +55,51 @@ def probe(ip, port, seconds, iface="eth0"):
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
     raw.bind((iface, 0x0806))
     my_mac = raw.getsockname()[4]
-    my_ip = socket.inet_aton("192.0.2.100")
     target = socket.inet_aton(ip)
-    request = (b"\xff" * 6 + my_mac + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01"
-               + my_mac + my_ip + b"\x00" * 6 + target)
-    request += b"\x00" * (60 - len(request))
+    # Each request names a different sender IP (192.0.2.101-199: unused addresses of the
+    # test LAN, never configured anywhere) with our MAC; answers name that IP as their target,
+    # so every reply says which request it answers. Two MACs answering one request is two
+    # nodes answering at once, whatever the responders' latency. (Nodes do not learn these
+    # addresses: Linux records an ARP sender only when the target is one of its own IPs.)
+    def request(seq):
+        sender_ip = bytes([192, 0, 2, 101 + seq % 99])
+        frame = (b"\xff" * 6 + my_mac + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01"
+                 + my_mac + sender_ip + b"\x00" * 6 + target)
+        return frame + b"\x00" * (60 - len(frame))
 
     def arp_sender():
+        seq = 0
         while time.time() < deadline:
-            raw.send(request)
+            raw.send(request(seq))
+            seq += 1
             time.sleep(0.01)
 
     def arp_receiver():
         raw.settimeout(0.2)
+        # Kernel receive timestamps: under load this thread may read several replies at once.
+        so_timestampns = getattr(socket, "SO_TIMESTAMPNS", 35)
+        raw.setsockopt(socket.SOL_SOCKET, so_timestampns, 1)
         while time.time() < deadline:
             try:
-                frame = raw.recv(2048)
+                frame, ancillary, _, _ = raw.recvmsg(2048, 256)
             except socket.timeout:
                 continue
+            stamp = None
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == so_timestampns and len(data) >= 16:
+                    sec, nsec = struct.unpack("qq", data[:16])
+                    stamp = sec * 1000 + nsec / 1e6
             if len(frame) < 42 or frame[12:14] != b"\x08\x06" or frame[20:22] != b"\x00\x02":
                 continue
             # A reply to our request: sender the IP, target us (gratuitous replies, target
             # the IP itself, are not answers).
-            if frame[28:32] != target or frame[38:42] != my_ip:
+            if frame[28:32] != target or frame[32:38] != my_mac or not 101 <= frame[41] <= 199:
                 continue
-            emit("arp", frame[22:28].hex(":"))
+            answered = frame[41]
+            mac = frame[22:28].hex(":")
+            with out_lock:
+                sys.stdout.write(f"{stamp if stamp else time.time() * 1000:.1f} arp {mac}/{answered}\n")
+                sys.stdout.flush()
 
     def http():
         while time.time() < deadline:
@@ -241,7 +261,8 @@ def analyse(lines, t0, macs):
         if parts[1] == "http":
             http.append((t, parts[2] == "ok"))
         elif parts[1] == "arp":
-            arp.append((t, macs.get(parts[2], parts[2])))
+            mac, _, seq = parts[2].partition("/")
+            arp.append((t, macs.get(mac, mac), seq))
     # HTTP: time from the action to the first success after the last failure.
     after = [(t, ok) for t, ok in http if t >= t0]
     failures = [t for t, ok in after if not ok]
@@ -250,16 +271,22 @@ def analyse(lines, t0, macs):
         last_fail = failures[-1]
         success = next((t for t, ok in after if ok and t > last_fail), None)
         recovery = (success - t0) if success else float("inf")
-    # ARP: two nodes answered the same request when replies from two MACs arrive within 4 ms
-    # of each other (requests go out every 10 ms). The longest stretch of such requests, from
-    # the first to the last (gaps under 25 ms joined), plus one request interval.
-    arp.sort()
+    # ARP: two nodes answered the same request when one request number got replies from two
+    # MACs. The longest stretch of such requests (gaps under 25 ms joined), plus one interval.
+    # Request numbers repeat every 99 requests (~1 s): replies to one request are those with
+    # its number less than 300 ms apart.
+    by_number = {}
+    for t, node, seq in arp:
+        by_number.setdefault(seq, []).append((t, node))
     conflicts = []
-    for i, (t, node) in enumerate(arp):
-        for u, other in arp[max(0, i - 8):i + 8]:
-            if other != node and abs(u - t) <= 4.0:
+    pairs = set()
+    for replies in by_number.values():
+        replies.sort()
+        for (t, node), (u, other) in zip(replies, replies[1:]):
+            if other != node and u - t < 300.0:
                 conflicts.append(t)
-                break
+                pairs.add(tuple(sorted((node, other))))
+    conflicts.sort()
     longest = 0.0
     if conflicts:
         first = prev = conflicts[0]
@@ -268,9 +295,9 @@ def analyse(lines, t0, macs):
                 longest = max(longest, prev - first + 10.0)
                 first = t
             prev = t
-    times = sorted(t for t, _ in arp)
+    times = sorted(t for t, _, _ in arp)
     silence = max((b - a for a, b in zip(times, times[1:])), default=0.0)
-    answering = sorted({n for _, n in arp})
+    answering = sorted({n for _, n, _ in arp})
     # HTTP failure stretches (ms after the action), for the report.
     stretches = []
     for t, ok in after:
@@ -281,7 +308,8 @@ def analyse(lines, t0, macs):
                 stretches.append([t, t])
     failed = [f"{a - t0:.0f}-{b - t0:.0f}" for a, b in stretches]
     if conflicts:
-        failed.append("two answering at " + ", ".join(f"{t - t0:.0f}" for t in sorted(set(conflicts))))
+        failed.append("two answering at " + ", ".join(f"{t - t0:.0f}" for t in sorted(set(conflicts)))
+                      + f" ms by {sorted(pairs)}")
     return recovery, longest, silence, answering, failed
 
 

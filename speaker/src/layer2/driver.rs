@@ -133,6 +133,7 @@ pub async fn run(
     let mut actions = announcer.apply(&target.plan, &target.links, Instant::now().into_std());
     loop {
         execute(
+            &mut announcer,
             &mut sockets,
             &frames_tx,
             &metrics,
@@ -163,6 +164,7 @@ pub async fn run(
 }
 
 fn execute(
+    announcer: &mut Announcer,
     sockets: &mut BTreeMap<u32, Sockets>,
     frames: &mpsc::Sender<Received>,
     metrics: &Metrics,
@@ -214,13 +216,18 @@ fn execute(
                     &s.ndp
                 };
                 match socket.send(&frame) {
-                    Ok(()) => metrics.count(
-                        match kind {
-                            SendKind::Response => Layer2::ResponseSent,
-                            SendKind::Gratuitous => Layer2::GratuitousSent,
-                        },
-                        ip,
-                    ),
+                    Ok(()) => {
+                        if kind == SendKind::Gratuitous {
+                            announcer.announced(index, ip, Instant::now().into_std());
+                        }
+                        metrics.count(
+                            match kind {
+                                SendKind::Response => Layer2::ResponseSent,
+                                SendKind::Gratuitous => Layer2::GratuitousSent,
+                            },
+                            ip,
+                        )
+                    }
                     Err(e) => tracing::debug!(index, %ip, error = %e, "failed to send a frame"),
                 }
             }

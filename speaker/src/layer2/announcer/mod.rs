@@ -67,8 +67,9 @@ pub const TAKEOVER_GUARD: Duration = Duration::from_millis(10);
 struct Active {
     link: Link,
     ips: BTreeSet<IpAddr>,
-    /// When each IP starts being answered (its takeover plus [`TAKEOVER_GUARD`]).
-    answer_from: BTreeMap<IpAddr, Instant>,
+    /// When each IP starts being answered: [`TAKEOVER_GUARD`] after its first gratuitous
+    /// announcement actually left (`None` until then, see [`Announcer::announced`]).
+    answer_from: BTreeMap<IpAddr, Option<Instant>>,
 }
 
 /// See the module documentation.
@@ -169,7 +170,7 @@ impl Announcer {
     fn add_ip(&mut self, index: u32, ip: IpAddr, now: Instant, out: &mut Vec<Action>) {
         if let Some(active) = self.links.get_mut(&index) {
             active.ips.insert(ip);
-            active.answer_from.insert(ip, now + TAKEOVER_GUARD);
+            active.answer_from.insert(ip, None);
         }
         if let IpAddr::V6(v6) = ip {
             let group = solicited_node(v6);
@@ -213,7 +214,11 @@ impl Announcer {
         };
         let mac = active.link.mac;
         let answers = |ip: &IpAddr| {
-            active.ips.contains(ip) && active.answer_from.get(ip).is_some_and(|from| *from <= now)
+            active.ips.contains(ip)
+                && active
+                    .answer_from
+                    .get(ip)
+                    .is_some_and(|from| from.is_some_and(|from| from <= now))
         };
         let mut out = Vec::new();
         if let Ok(arp) = ArpFrame::parse(frame) {
@@ -272,6 +277,20 @@ impl Announcer {
             }
         }
         out
+    }
+
+    /// The driver sent a gratuitous announcement of `ip` on link `index` at `at`: the first one
+    /// starts the takeover guard (opening sockets can take longer than the guard itself, so
+    /// the guard counts from the real send, not from the plan).
+    pub fn announced(&mut self, index: u32, ip: IpAddr, at: Instant) {
+        if let Some(from) = self
+            .links
+            .get_mut(&index)
+            .and_then(|a| a.answer_from.get_mut(&ip))
+            && from.is_none()
+        {
+            *from = Some(at + TAKEOVER_GUARD);
+        }
     }
 
     /// The gratuitous announcements due at `now`.

@@ -426,3 +426,79 @@ pub fn pod_ready(pod: &Pod) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+/// The operator hack/local-up.sh installs, paused for a suite that runs a MetalLB of its own
+/// in another namespace: the operator scaled to zero (it would restore what follows) and its
+/// validating webhook configuration removed (MetalLB's webhooks refuse metallb.io objects
+/// outside the MetalLB namespace). Dropping the guard scales the operator back, and the
+/// operator recreates the webhook configuration. Without an installed operator it does nothing.
+pub struct OperatorPause {
+    cluster: Cluster,
+    replicas: Option<i32>,
+}
+
+/// Where hack/local-up.sh installs the operator, and what it names.
+const OPERATOR_NS: &str = "metallb-system";
+const OPERATOR: &str = "metallb-operator";
+const OPERATOR_VWC: &str = "metallb-webhook-configuration";
+
+impl OperatorPause {
+    pub async fn start(cluster: &Cluster) -> Result<Self, HarnessError> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client(), OPERATOR_NS);
+        let Some(operator) = deployments.get_opt(OPERATOR).await? else {
+            return Ok(Self {
+                cluster: cluster.clone(),
+                replicas: None,
+            });
+        };
+        let replicas = operator.spec.and_then(|s| s.replicas).unwrap_or(1);
+        deployments
+            .patch(
+                OPERATOR,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"replicas": 0}})),
+            )
+            .await?;
+        // From here on the guard restores the operator, also when a step below fails.
+        let pause = Self {
+            cluster: cluster.clone(),
+            replicas: Some(replicas),
+        };
+        cluster.kubectl(&[
+            "-n",
+            OPERATOR_NS,
+            "wait",
+            "--for=delete",
+            "pod",
+            "-l",
+            "app.kubernetes.io/name=metallb-operator",
+            "--timeout=60s",
+        ])?;
+        cluster.kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            OPERATOR_VWC,
+            "--ignore-not-found",
+        ])?;
+        Ok(pause)
+    }
+}
+
+impl Drop for OperatorPause {
+    fn drop(&mut self) {
+        let Some(n) = self.replicas else { return };
+        let replicas = format!("--replicas={n}");
+        let args = [
+            "-n",
+            OPERATOR_NS,
+            "scale",
+            "deployment",
+            OPERATOR,
+            replicas.as_str(),
+        ];
+        if let Err(e) = self.cluster.kubectl(&args) {
+            eprintln!("restoring the operator: {e}");
+        }
+    }
+}

@@ -12,8 +12,7 @@
 //!
 //! A MetalLB the operator deployed (hack/local-up.sh installs one) keeps running, except its
 //! validating webhooks: they refuse every metallb.io object outside `metallb-system`, as
-//! MetalLB's do, so each test scales the operator to zero (it would restore them) and removes
-//! its webhook configuration, and scales the operator back afterwards, which recreates it.
+//! MetalLB's do, so each test pauses the operator ([`OperatorPause`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,7 +27,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use metallb_api::v1beta1::{ConfigurationState, IPAddressPool};
-use metallb_e2e::harness::{Cluster, TestNamespace, pod_ready, wait_for};
+use metallb_e2e::harness::{Cluster, OperatorPause, TestNamespace, pod_ready, wait_for};
 use serde_json::{Value, json};
 
 const NS: &str = "metallb-ctl-e2e";
@@ -72,55 +71,17 @@ fn to_yaml(docs: &[Value]) -> String {
 /// The controller installed in `metallb-ctl-e2e`; removed when dropped.
 struct Install {
     cluster: Cluster,
-    /// The operator's replicas before the test, when an operator is installed.
-    operator_replicas: Option<i32>,
-}
-
-const OPERATOR_NS: &str = "metallb-system";
-const OPERATOR: &str = "metallb-operator";
-const OPERATOR_VWC: &str = "metallb-webhook-configuration";
-
-/// Scales the operator to zero and removes its webhook configuration; returns its replicas.
-async fn pause_operator(cluster: &Cluster) -> Option<i32> {
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), OPERATOR_NS);
-    let operator = deployments.get_opt(OPERATOR).await.unwrap()?;
-    let replicas = operator.spec.and_then(|s| s.replicas).unwrap_or(1);
-    deployments
-        .patch(
-            OPERATOR,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": 0}})),
-        )
-        .await
-        .unwrap();
-    cluster
-        .kubectl(&[
-            "-n",
-            OPERATOR_NS,
-            "wait",
-            "--for=delete",
-            "pod",
-            "-l",
-            "app.kubernetes.io/name=metallb-operator",
-            "--timeout=60s",
-        ])
-        .unwrap();
-    cluster
-        .kubectl(&[
-            "delete",
-            "validatingwebhookconfiguration",
-            OPERATOR_VWC,
-            "--ignore-not-found",
-        ])
-        .unwrap();
-    Some(replicas)
+    /// The installed operator, paused while the test runs; restored after the cleanup.
+    _operator: OperatorPause,
 }
 
 impl Install {
     async fn up(cluster: &Cluster) -> Self {
         let install = Self {
             cluster: cluster.clone(),
-            operator_replicas: pause_operator(cluster).await,
+            _operator: OperatorPause::start(cluster)
+                .await
+                .expect("the operator pauses"),
         };
         // Services of an earlier test may still be there while their namespace terminates;
         // a fresh controller would give them addresses.
@@ -269,20 +230,6 @@ impl Drop for Install {
                 step.push("--ignore-not-found".into());
             }
             let args: Vec<&str> = step.iter().map(String::as_str).collect();
-            if let Err(e) = self.cluster.kubectl(&args) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-        if let Some(n) = self.operator_replicas {
-            let replicas = format!("--replicas={n}");
-            let args = [
-                "-n",
-                OPERATOR_NS,
-                "scale",
-                "deployment",
-                OPERATOR,
-                replicas.as_str(),
-            ];
             if let Err(e) = self.cluster.kubectl(&args) {
                 eprintln!("cleanup: {e}");
             }

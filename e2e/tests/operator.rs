@@ -308,7 +308,7 @@ async fn an_invalid_metallb_resource_is_rejected_at_admission() {
     for (spec, want) in [
         (
             "bgpBackend: frr-k8s",
-            "supported values are \\\"native\\\" (the default) and \\\"frr\\\"",
+            "supported values are \"native\" (the default) and \"frr\"",
         ),
         ("logLevel: chatty", "Unsupported value: \"chatty\""),
         (
@@ -513,11 +513,29 @@ async fn everything_rendered_is_accepted_by_the_api_server_and_the_controller_po
         .spec
         .unwrap()
         .template;
+    let account = template
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .expect("the controller pod names its ServiceAccount");
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "controller-restricted", "namespace": ns.name()},
         "spec": template.spec,
     });
+    // The pod names its ServiceAccount; admission wants it to exist in the namespace.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(cluster.client(), ns.name());
+    accounts
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": account, "namespace": ns.name()}
+            }))
+            .unwrap(),
+        )
+        .await
+        .expect("the ServiceAccount is created");
     let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
     let pod: Pod = serde_json::from_value(pod).unwrap();
     pods.create(

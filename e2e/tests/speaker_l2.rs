@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, ResourceExt};
-use metallb_e2e::harness::{Cluster, netns_exec, pod_ready, wait_for};
+use metallb_e2e::harness::{Cluster, OperatorPause, netns_exec, pod_ready, wait_for};
 
 const NS: &str = "metallb-spk-e2e";
 const CLASS: &str = "e2e.metallb.io/speaker";
@@ -25,10 +25,27 @@ const CONTROLLER_RBAC: &str = include_str!("../../manifests/controller/rbac.yaml
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// The cluster while a test runs: the operator's MetalLB keeps running, the operator itself is
+/// paused (its webhooks would refuse this suite's objects) until the test ends.
+struct Setup {
+    cluster: Cluster,
+    _operator: OperatorPause,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
 /// The cluster with the speakers and controller of the fixture running, and a clean MetalLB
 /// configuration.
-async fn setup() -> Cluster {
+async fn setup() -> Setup {
     let cluster = Cluster::connect().await.expect("the local cluster is up");
+    let operator = OperatorPause::start(&cluster)
+        .await
+        .expect("the operator pauses");
     let crds = std::fs::read_dir(cluster.paths().root.join("manifests/crd"))
         .expect("manifests/crd")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -86,7 +103,10 @@ async fn setup() -> Cluster {
     )
     .await
     .unwrap();
-    cluster
+    Setup {
+        cluster,
+        _operator: operator,
+    }
 }
 
 fn metallb_api(cluster: &Cluster, kind: &str) -> Api<DynamicObject> {

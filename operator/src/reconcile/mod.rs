@@ -129,6 +129,13 @@ pub async fn run(ctx: Arc<Context>) {
         owned.clone(),
         to_cr(&ns),
     )
+    // The legacy ConfigMap is not ours: it is watched by name, so that creating, editing or
+    // deleting it is reported in ConfigMigrated right away.
+    .watches(
+        Api::<ConfigMap>::namespaced(client.clone(), &ns),
+        watcher::Config::default().fields(&format!("metadata.name={}", ctx.legacy_configmap)),
+        to_cr(&ns),
+    )
     .watches(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={ns}")),

@@ -6,6 +6,9 @@
 #   hack/bench.sh l2-failover    L2 failover on the local cluster: the announcing node's link
 #                                down, its speaker SIGKILLed, its speaker pod deleted; TRIALS=20
 #                                per kind (KINDS="link kill graceful"); speaker idle RSS
+#   hack/bench.sh operator       on the local cluster: MetalLB resource applied -> Available
+#                                (TRIALS=5), API writes per minute in steady state (WINDOW=120 s),
+#                                the operator's RSS (debug in the cluster, release on the machine)
 # Add a benchmark: a function bench_<name> and a line in the case below.
 set -euo pipefail
 
@@ -48,7 +51,23 @@ bench_l2_failover() {
 	python3 "$root/hack/bench/l2_failover.py" "$@"
 }
 
+bench_operator() {
+	local kubeconfig="$root/.local/kubeconfig"
+	if [[ ! -f "$kubeconfig" ]]; then
+		echo "operator needs the local cluster: run hack/local-up.sh" >&2
+		exit 1
+	fi
+	cargo build --quiet -p metallb-operator -p metallb-speaker -p metallb-controller
+	cargo build --release --quiet -p metallb-operator
+	machine
+	python3 "$root/hack/bench/operator.py" "$@"
+}
+
 case "${1:-}" in
+operator)
+	shift
+	bench_operator "$@"
+	;;
 l2-failover)
 	shift
 	bench_l2_failover "$@"
@@ -58,7 +77,7 @@ controller)
 	bench_controller "$@"
 	;;
 *)
-	echo "usage: $0 controller|l2-failover [args]" >&2
+	echo "usage: $0 controller|l2-failover|operator [args]" >&2
 	exit 2
 	;;
 esac

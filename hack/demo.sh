@@ -65,6 +65,7 @@ spec:
           ports: [{name: http, containerPort: 8080}]
           env:
             - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+            - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
             - {name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
           readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
 ---

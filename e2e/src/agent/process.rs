@@ -200,10 +200,22 @@ fn ensure_mount_point(
     missing.reverse();
     for (i, path) in missing.iter().enumerate() {
         let last = i + 1 == missing.len();
-        if last && is_file {
-            std::fs::File::create(path).map_err(err)?;
+        let created = if last && is_file {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map(drop)
         } else {
-            std::fs::create_dir(path).map_err(err)?;
+            std::fs::create_dir(path)
+        };
+        match created {
+            Ok(()) => {}
+            // Containers of other nodes start at the same time and create the same host
+            // paths (hostNetwork speakers mount the same Secret path): whoever creates a
+            // path first records it for the cleanup.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(e)),
         }
         if let Some(log) = created_log.as_deref_mut() {
             writeln!(log, "{}", path.display()).map_err(err)?;

@@ -1,10 +1,10 @@
-//! End-to-end tests of the speaker in L2 mode on the local cluster: speakers deployed as a
-//! DaemonSet (e2e/fixtures/speaker/speaker.yaml) with the real controller assigning IPs, a
-//! client on the LAN asking with `arping` and `ndisc6`, HTTP through the IP with `curl`.
+//! End-to-end tests of the speaker in L2 mode on the local cluster, with the MetalLB the operator
+//! deployed (hack/local-up.sh installs the operator and `manifests/samples/metallb.yaml`): the
+//! operator's controller assigns IPs, the operator's speakers (one per node) answer a client on
+//! the LAN that asks with `arping` and `ndisc6`, and HTTP goes through the IP with `curl`.
 //!
-//! Isolation (see the fixture): namespace metallb-spk-e2e, loadBalancerClass
-//! e2e.metallb.io/speaker, pools in 192.0.2.240-250 and 2001:db8:0:1::240-250. Every test starts
-//! by replacing the pools and advertisements of that namespace with its own.
+//! Every test starts by replacing the IPAddressPools and L2Advertisements of `metallb-system`
+//! with its own (pool `l2`: 192.0.2.240-250 and 2001:db8:0:1::240-250).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -15,68 +15,40 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, ResourceExt};
+use metallb_api::v1beta1::MetalLB;
 use metallb_e2e::harness::{Cluster, OperatorPause, netns_exec, pod_ready, wait_for};
 
-const NS: &str = "metallb-spk-e2e";
-const CLASS: &str = "e2e.metallb.io/speaker";
-const FIXTURE: &str = include_str!("../fixtures/speaker/speaker.yaml");
-const SPEAKER_RBAC: &str = include_str!("../../manifests/speaker/rbac.yaml");
-const CONTROLLER_RBAC: &str = include_str!("../../manifests/controller/rbac.yaml");
+const NS: &str = "metallb-system";
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// The cluster while a test runs: the operator's MetalLB keeps running, the operator itself is
-/// paused (its webhooks would refuse this suite's objects) until the test ends.
-struct Setup {
-    cluster: Cluster,
-    _operator: OperatorPause,
-}
-
-impl std::ops::Deref for Setup {
-    type Target = Cluster;
-    fn deref(&self) -> &Cluster {
-        &self.cluster
-    }
-}
-
-/// The cluster with the speakers and controller of the fixture running, and a clean MetalLB
-/// configuration.
-async fn setup() -> Setup {
+/// The cluster with the operator's MetalLB Available (its controller and three speakers ready)
+/// and no IPAddressPool or L2Advertisement.
+async fn setup() -> Cluster {
     let cluster = Cluster::connect().await.expect("the local cluster is up");
-    let operator = OperatorPause::start(&cluster)
-        .await
-        .expect("the operator pauses");
-    let crds = std::fs::read_dir(cluster.paths().root.join("manifests/crd"))
-        .expect("manifests/crd")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        // The MetalLB operator's own CRD is the operator's business.
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "yaml")
-                && !p.ends_with("kustomization.yaml")
-                && !p.ends_with("metallb.io_metallbs.yaml")
-        })
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n---\n");
-    cluster.apply_yaml(None, &crds).await.expect("CRDs apply");
-    wait_for("the metallb.io CRDs to be served", SETTLE, || async {
-        cluster
-            .kubectl(&["get", "ipaddresspools.metallb.io", "-A"])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
+    let metallbs: Api<MetalLB> = Api::namespaced(cluster.client(), NS);
+    wait_for(
+        "MetalLB/metallb Available (hack/local-up.sh installs it)",
+        SETTLE,
+        || async {
+            let cr = metallbs
+                .get_opt("metallb")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no MetalLB resource")?;
+            let available = cr
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .any(|c| c.type_ == "Available" && c.status == "True");
+            available
+                .then_some(())
+                .ok_or_else(|| "not Available".into())
+        },
+    )
     .await
     .unwrap();
-    cluster
-        .apply_yaml(None, FIXTURE)
-        .await
-        .expect("fixture applies");
-    for rbac in [SPEAKER_RBAC, CONTROLLER_RBAC] {
-        cluster
-            .apply_yaml(None, &rbac.replace("metallb-system", NS))
-            .await
-            .expect("RBAC applies");
-    }
     clear_configuration(&cluster).await;
     wait_for(
         "3 ready speakers and a ready controller",
@@ -103,10 +75,7 @@ async fn setup() -> Setup {
     )
     .await
     .unwrap();
-    Setup {
-        cluster,
-        _operator: operator,
-    }
+    cluster
 }
 
 fn metallb_api(cluster: &Cluster, kind: &str) -> Api<DynamicObject> {
@@ -145,9 +114,9 @@ spec:
         .expect("configuration applies");
 }
 
-const ANNOUNCE_ALL: &str = "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all, namespace: metallb-spk-e2e}\n";
+const ANNOUNCE_ALL: &str = "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all, namespace: metallb-system}\n";
 
-/// A Deployment of the echo server and a LoadBalancer Service of our class in front of it.
+/// A Deployment of the echo server and a LoadBalancer Service in front of it.
 fn echo(
     name: &str,
     replicas: u32,
@@ -190,7 +159,6 @@ metadata:
   annotations: {{{annotations}}}
 spec:
   type: LoadBalancer
-  loadBalancerClass: {CLASS}
   {families}
   {extra_spec}
   selector: {{app: {name}}}
@@ -439,7 +407,7 @@ async fn node_selectors_choose_the_announcing_node() {
     let cluster = setup().await;
     configure(
         &cluster,
-        "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: node-3-only, namespace: metallb-spk-e2e}\nspec:\n  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: node-3}}]\n",
+        "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: node-3-only, namespace: metallb-system}\nspec:\n  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: node-3}}]\n",
     )
     .await;
     let ns = cluster.namespace("l2-selectors").await.unwrap();
@@ -462,7 +430,7 @@ async fn only_the_advertisements_interfaces_answer() {
     let cluster = setup().await;
     let on = |interface: &str| {
         format!(
-            "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: iface, namespace: metallb-spk-e2e}}\nspec:\n  interfaces: [{interface}]\n"
+            "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: iface, namespace: metallb-system}}\nspec:\n  interfaces: [{interface}]\n"
         )
     };
     // The management interface is not on the LAN: nobody on the LAN hears an answer.
@@ -693,7 +661,11 @@ async fn an_invalid_configuration_is_reported_and_the_last_valid_one_kept() {
         .unwrap();
     let ip = ips(&cluster, ns.name(), "web", 1).await[0];
     let node = owner(ip).await;
-    // Overlapping pools: the webhooks are off in this namespace, so the speakers see it.
+    // Overlapping pools, which the webhook would refuse: with the operator paused and its
+    // webhook configuration gone (a webhook that cannot be reached, say), the speakers see them.
+    let paused = OperatorPause::start(&cluster)
+        .await
+        .expect("the operator pauses");
     cluster
         .apply_yaml(
             None,
@@ -747,4 +719,6 @@ async fn an_invalid_configuration_is_reported_and_the_last_valid_one_kept() {
     })
     .await
     .unwrap();
+    // The operator comes back and restores its webhooks.
+    drop(paused);
 }

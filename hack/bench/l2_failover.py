@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """L2 failover benchmark (hack/bench.sh l2-failover) on the local cluster.
 
-Deploys the speakers and the controller of e2e/fixtures/speaker/speaker.yaml (the same isolated
-setup as e2e/tests/speaker_l2.rs), an echo Deployment behind a LoadBalancer Service, then runs
+Deploys the speakers and the controller of e2e/fixtures/speaker/speaker.yaml (isolated from the
+operator's MetalLB: own namespace, loadBalancerClass and ports), an echo Deployment behind a LoadBalancer Service, then runs
 trials of three kinds against the node announcing the IP:
 
   link       the node's LAN link goes down (ip link set eth0 down in its namespace)

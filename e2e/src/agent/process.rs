@@ -279,17 +279,22 @@ pub async fn spawn(
         .id()
         .ok_or_else(|| std::io::Error::other("the container exited at once"))?;
     let own = cmd::namespace_of(std::process::id(), "mnt");
-    // unshare switches namespaces right after exec; wait briefly to learn the new one.
+    // Learn the container's mount namespace once the process runs the testbed (or the program):
+    // `ip netns exec` first unshares a mount namespace of its own, which is freed when `unshare`
+    // moves on, and whose number the kernel then reuses for another container's namespace.
+    // Recording that one would make stopping this container kill processes of another.
     let mut mount_ns = None;
     for _ in 0..100 {
-        match cmd::namespace_of(pid, "mnt") {
-            Some(ns) if Some(&ns) != own.as_ref() => {
-                mount_ns = Some(ns);
-                break;
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            None => break,
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let Some(exe) = exe else { break };
+        let launcher = exe
+            .file_name()
+            .is_some_and(|n| n == "ip" || n == "unshare");
+        if !launcher {
+            mount_ns = cmd::namespace_of(pid, "mnt").filter(|ns| Some(ns) != own.as_ref());
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(ContainerProcess {
         child,

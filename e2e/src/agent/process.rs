@@ -287,9 +287,7 @@ pub async fn spawn(
     for _ in 0..100 {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         let Some(exe) = exe else { break };
-        let launcher = exe
-            .file_name()
-            .is_some_and(|n| n == "ip" || n == "unshare");
+        let launcher = exe.file_name().is_some_and(|n| n == "ip" || n == "unshare");
         if !launcher {
             mount_ns = cmd::namespace_of(pid, "mnt").filter(|ns| Some(ns) != own.as_ref());
             break;

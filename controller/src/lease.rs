@@ -187,8 +187,13 @@ async fn round(
 
 /// Gives the Lease up so another replica can take it without waiting for it to expire.
 async fn release(api: &Api<Lease>, name: &str, me: &str) {
-    let Ok(Some(mut lease)) = api.get_opt(name).await else {
-        return;
+    let mut lease = match api.get_opt(name).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to read the lease to release it");
+            return;
+        }
     };
     let Some(spec) = lease.spec.as_mut() else {
         return;

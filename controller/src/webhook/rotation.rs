@@ -3,6 +3,12 @@
 //! puts the CA bundle into the ValidatingWebhookConfiguration and the BGPPeer CRD's conversion
 //! webhook, whoever created those (the operator, or `kubectl apply`). It runs again whenever
 //! one of them changes, and on a timer short enough to renew in time.
+//!
+//! Every replica serves the webhooks, so every replica also puts the CA of a valid Secret back
+//! into a webhook configuration that lost it (recreated by the operator, say); only issuing
+//! and renewing wait for the Lease. Without this, a configuration recreated while the Lease
+//! changes hands (a rolling update) refuses every metallb.io write until the new leader's
+//! Lease is acquired, up to the Lease duration.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,11 +118,13 @@ pub async fn run(
         changed.clone(),
     ));
     loop {
-        if *leader.borrow_and_update() {
-            match round(&client, &settings).await {
-                Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, "certificate round failed"),
-            }
+        let result = if *leader.borrow_and_update() {
+            round(&client, &settings).await
+        } else {
+            inject_held(&client, &settings).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "certificate round failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(settings.interval()) => {}
@@ -201,6 +209,26 @@ pub async fn round(client: &Client, s: &Settings) -> Result<(), RotationError> {
         }
     };
     inject(client, s, material.ca_cert.as_bytes()).await
+}
+
+/// A replica that does not lead: injects the Secret's CA when the Secret is valid as it is;
+/// anything else waits for the leader.
+pub async fn inject_held(client: &Client, s: &Settings) -> Result<(), RotationError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
+    let current = secrets
+        .get_opt(&s.secret)
+        .await
+        .map_err(|source| RotationError::ReadSecret {
+            name: s.secret.clone(),
+            source,
+        })?;
+    let Some(held) = current.as_ref().and_then(material) else {
+        return Ok(());
+    };
+    if certs::plan(Some(&held), &s.dns_name(), Timestamp::now()) != Plan::Keep {
+        return Ok(());
+    }
+    inject(client, s, held.ca_cert.as_bytes()).await
 }
 
 /// Puts `bundle` into every webhook of the configuration and into the BGPPeer conversion.

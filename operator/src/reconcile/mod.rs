@@ -265,6 +265,13 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
                 what: "speaker DaemonSet",
                 source,
             })?,
+        webhooks: Api::<ValidatingWebhookConfiguration>::all(ctx.client.clone())
+            .get_opt(names::WEBHOOK_CONFIGURATION)
+            .await
+            .map_err(|source| Error::Read {
+                what: "validating webhook configuration",
+                source,
+            })?,
         problem: None,
     };
     let previous = cr

@@ -2,7 +2,7 @@
 //!
 //! | condition | True when |
 //! |---|---|
-//! | Available | the controller Deployment and the speaker DaemonSet are fully rolled out and ready |
+//! | Available | the controller Deployment and the speaker DaemonSet are fully rolled out and ready, and every validating webhook has the controller's CA bundle (without it the API server refuses every metallb.io write) |
 //! | Progressing | a rollout is under way (new generation, pods not yet updated or ready) |
 //! | Degraded | the resource cannot be acted on (wrong name, invalid spec) or applying failed |
 //! | Upgradeable | Available and not Degraded: safe for OLM to upgrade the operator |
@@ -10,6 +10,7 @@
 //! A condition's `lastTransitionTime` changes only when its status does, and the status is
 //! written only when something a user would see changed.
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -31,6 +32,7 @@ pub struct Observed {
     pub generation: i64,
     pub controller: Option<Deployment>,
     pub speaker: Option<DaemonSet>,
+    pub webhooks: Option<ValidatingWebhookConfiguration>,
     pub problem: Option<Problem>,
 }
 
@@ -89,6 +91,31 @@ pub fn daemonset_rollout(ds: Option<&DaemonSet>) -> Rollout {
     }
 }
 
+/// The webhooks are usable once the controller has put its CA bundle into every one of them.
+pub fn webhook_rollout(vwc: Option<&ValidatingWebhookConfiguration>) -> Rollout {
+    let Some(vwc) = vwc else {
+        return Rollout::Missing("the validating webhook configuration does not exist yet".into());
+    };
+    let webhooks = vwc.webhooks.as_deref().unwrap_or_default();
+    let missing = webhooks
+        .iter()
+        .filter(|w| {
+            w.client_config
+                .ca_bundle
+                .as_ref()
+                .is_none_or(|b| b.0.is_empty())
+        })
+        .count();
+    if missing == 0 {
+        Rollout::Ready
+    } else {
+        Rollout::InProgress(format!(
+            "webhooks: {missing}/{} without the controller's CA bundle yet",
+            webhooks.len()
+        ))
+    }
+}
+
 fn condition(
     type_: &str,
     status: bool,
@@ -120,9 +147,10 @@ pub fn conditions(observed: &Observed, previous: &[Condition], now: Time) -> Vec
     } else {
         let c = deployment_rollout(observed.controller.as_ref());
         let s = daemonset_rollout(observed.speaker.as_ref());
-        match (&c, &s) {
-            (Rollout::Ready, Rollout::Ready) => {
-                let msg = "the controller and every speaker are running the current configuration"
+        let w = webhook_rollout(observed.webhooks.as_ref());
+        match (&c, &s, &w) {
+            (Rollout::Ready, Rollout::Ready, Rollout::Ready) => {
+                let msg = "the controller and every speaker are running the current configuration, and the webhooks are ready"
                     .to_string();
                 vec![
                     condition(AVAILABLE, true, "AllComponentsReady", msg.clone(), g),
@@ -138,7 +166,7 @@ pub fn conditions(observed: &Observed, previous: &[Condition], now: Time) -> Vec
                 ]
             }
             _ => {
-                let parts: Vec<&str> = [&c, &s]
+                let parts: Vec<&str> = [&c, &s, &w]
                     .iter()
                     .filter_map(|r| match r {
                         Rollout::Ready => None,
@@ -146,10 +174,10 @@ pub fn conditions(observed: &Observed, previous: &[Condition], now: Time) -> Vec
                     })
                     .collect();
                 let msg = parts.join("; ");
-                let reason = if matches!(c, Rollout::Ready) {
-                    "SpeakersNotReady"
-                } else {
-                    "ControllerNotReady"
+                let reason = match (&c, &s) {
+                    (Rollout::Ready, Rollout::Ready) => "WebhooksNotReady",
+                    (Rollout::Ready, _) => "SpeakersNotReady",
+                    _ => "ControllerNotReady",
                 };
                 vec![
                     condition(AVAILABLE, false, reason, msg.clone(), g),
@@ -265,6 +293,27 @@ mod tests {
         }
     }
 
+    /// A webhook configuration whose webhooks have a CA bundle or not.
+    fn webhooks(with_bundle: &[bool]) -> ValidatingWebhookConfiguration {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::api::admissionregistration::v1::{ValidatingWebhook, WebhookClientConfig};
+        ValidatingWebhookConfiguration {
+            webhooks: Some(
+                with_bundle
+                    .iter()
+                    .map(|&b| ValidatingWebhook {
+                        client_config: WebhookClientConfig {
+                            ca_bundle: b.then(|| ByteString(b"ca".to_vec())),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
     fn summary(cs: &[Condition]) -> Vec<String> {
         cs.iter()
             .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
@@ -277,14 +326,15 @@ mod tests {
             generation: 3,
             controller: Some(deployment(2, 2, 1)),
             speaker: Some(daemonset(3, 3)),
+            webhooks: Some(webhooks(&[true, true])),
             problem: None,
         };
         assert_eq!(
             summary(&conditions(&o, &[], t(10))),
             [
-                "Available=True AllComponentsReady: the controller and every speaker are running the current configuration",
+                "Available=True AllComponentsReady: the controller and every speaker are running the current configuration, and the webhooks are ready",
                 "Upgradeable=True AsExpected: no rollout in progress",
-                "Progressing=False RolloutComplete: the controller and every speaker are running the current configuration",
+                "Progressing=False RolloutComplete: the controller and every speaker are running the current configuration, and the webhooks are ready",
                 "Degraded=False AsExpected: no problem found",
             ]
         );
@@ -296,6 +346,7 @@ mod tests {
             generation: 1,
             controller: Some(deployment(2, 1, 0)),
             speaker: Some(daemonset(3, 1)),
+            webhooks: Some(webhooks(&[true])),
             problem: None,
         };
         assert_eq!(
@@ -306,11 +357,35 @@ mod tests {
             generation: 1,
             controller: None,
             speaker: Some(daemonset(3, 3)),
+            webhooks: Some(webhooks(&[true])),
             problem: None,
         };
         assert_eq!(
             summary(&conditions(&o, &[], t(10)))[0],
             "Available=False ControllerNotReady: the controller Deployment does not exist yet"
+        );
+    }
+
+    #[test]
+    fn webhooks_without_the_ca_bundle_are_not_available() {
+        let ready = |vwc| Observed {
+            generation: 1,
+            controller: Some(deployment(1, 1, 1)),
+            speaker: Some(daemonset(3, 3)),
+            webhooks: vwc,
+            problem: None,
+        };
+        assert_eq!(
+            summary(&conditions(
+                &ready(Some(webhooks(&[true, false, false]))),
+                &[],
+                t(10)
+            ))[0],
+            "Available=False WebhooksNotReady: webhooks: 2/3 without the controller's CA bundle yet"
+        );
+        assert_eq!(
+            summary(&conditions(&ready(None), &[], t(10)))[0],
+            "Available=False WebhooksNotReady: the validating webhook configuration does not exist yet"
         );
     }
 
@@ -341,6 +416,7 @@ mod tests {
             generation: 1,
             controller: Some(deployment(1, 1, 1)),
             speaker: Some(daemonset(1, 1)),
+            webhooks: Some(webhooks(&[true])),
             problem: None,
         };
         let first = conditions(&ready, &[], t(10));

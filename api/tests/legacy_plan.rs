@@ -168,7 +168,8 @@ fn a_migrated_configmap_that_did_not_change_needs_nothing() {
         ConditionSummary {
             status: true,
             reason: "Migrated",
-            message: "ConfigMap metallb-system/config was migrated at 2026-11-20T10:00:00Z into 13 object(s); \
+            message: "ConfigMap metallb-system/config was migrated at 2026-11-20T10:00:00Z into 1 Secret, 2 BGPPeers, 3 IPAddressPools, 3 BGPAdvertisements, 1 L2Advertisement, \
+                      2 BFDProfiles, 1 Community; \
                       MetalLB does not read it: delete it when you are satisfied with the metallb.io resources"
                 .into()
         }

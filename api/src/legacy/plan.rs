@@ -109,19 +109,24 @@ impl Migration {
 
     /// `1 Secret, 2 BGPPeers, …`, in creation order.
     pub fn counts(&self) -> String {
-        let mut counts: Vec<(&str, usize)> = Vec::new();
-        for o in &self.objects {
-            match counts.iter_mut().find(|(k, _)| *k == o.kind) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((&o.kind, 1)),
-            }
-        }
-        counts
-            .iter()
-            .map(|(kind, n)| format!("{n} {kind}{}", if *n == 1 { "" } else { "s" }))
-            .collect::<Vec<_>>()
-            .join(", ")
+        counts(self.objects.iter().map(|o| o.kind.as_str()))
     }
+}
+
+/// `1 Secret, 2 BGPPeers, …` for these kinds, in the order they first appear.
+fn counts<'a>(kinds: impl Iterator<Item = &'a str>) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for kind in kinds {
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}{}", if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What the ConfigMap's annotations say about an earlier migration.
@@ -416,11 +421,17 @@ impl Plan {
             Self::AlreadyMigrated(r) => (
                 true,
                 reasons::MIGRATED,
+                // The same counts as right after the migration, so the message does not
+                // change when the operator reconciles again.
                 format!(
-                    "ConfigMap {} was migrated at {} into {} object(s); MetalLB does not read it: delete it when you are satisfied with the metallb.io resources",
+                    "ConfigMap {} was migrated at {} into {}; MetalLB does not read it: delete it when you are satisfied with the metallb.io resources",
                     r.source,
                     r.migrated_at,
-                    r.objects.len()
+                    counts(
+                        r.objects
+                            .iter()
+                            .map(|o| o.split_once('/').map_or(o.as_str(), |(k, _)| k))
+                    )
                 ),
             ),
             Self::ChangedAfterMigration(r) => (

@@ -199,8 +199,19 @@ fn node_macs() -> BTreeMap<String, String> {
     NODES
         .iter()
         .map(|node| {
-            let out = netns_exec(node, &["ip", "-j", "link", "show", "eth0"]).expect("ip link");
-            let links: serde_json::Value = serde_json::from_str(&out.stdout).expect("ip -j output");
+            // `ip -n` looks into the namespace without `ip netns exec`'s mount namespace.
+            let netns = metallb_e2e::topology::netns_of(node).expect("a node namespace");
+            let out = std::process::Command::new("ip")
+                .args(["-n", &netns, "-j", "link", "show", "eth0"])
+                .output()
+                .expect("ip runs");
+            assert!(
+                out.status.success(),
+                "ip -n {netns} link show eth0: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let links: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("ip -j output");
             let mac = links[0]["address"].as_str().expect("a MAC").to_lowercase();
             (mac, node.to_string())
         })

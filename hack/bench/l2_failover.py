@@ -382,7 +382,30 @@ def rss_release(binary):
         proc.wait(10)
 
 
+def pause_operator():
+    """The operator's webhooks refuse metallb.io objects outside metallb-system (as MetalLB's do):
+    scale the operator to zero (it would restore them) and remove its webhook configuration.
+    Returns whether there was an operator to restore."""
+    if not kubectl("-n", "metallb-system", "get", "deployment", "metallb-operator", "-o", "name", check=False).strip():
+        return False
+    kubectl("-n", "metallb-system", "scale", "deployment", "metallb-operator", "--replicas=0")
+    kubectl("-n", "metallb-system", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=metallb-operator",
+            "--timeout=60s", check=False)
+    kubectl("delete", "validatingwebhookconfiguration", "metallb-webhook-configuration", "--ignore-not-found")
+    return True
+
+
 def main():
+    paused = pause_operator()
+    try:
+        run()
+    finally:
+        if paused:
+            # The operator comes back and recreates its webhook configuration.
+            kubectl("-n", "metallb-system", "scale", "deployment", "metallb-operator", "--replicas=1")
+
+
+def run():
     trials = int(os.environ.get("TRIALS", "20"))
     kinds = os.environ.get("KINDS", "link kill graceful").split()
     setup()

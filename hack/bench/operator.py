@@ -6,7 +6,8 @@ Measures:
   - install: the MetalLB resource deleted (time until the operator's cleanup removed every
     workload), then applied again from manifests/samples/metallb.yaml: time until the
     Available condition is True. At that moment the controller Deployment and the speaker
-    DaemonSet are checked to really be ready (Available must not be reported early).
+    DaemonSet are checked to really be ready, and every webhook to carry its CA bundle
+    (Available must not be reported early).
     TRIALS times (default 5).
   - steady state: API writes per minute of the in-cluster operator over WINDOW seconds
     (default 120), from its metric metallb_operator_api_writes_total, while nothing changes.
@@ -91,8 +92,11 @@ def install_trial():
     wait("MetalLB/metallb to be Available", 300, available, every=0.05)
     took = time.time() - t0
     controller, ready, desired = workloads_ready()
-    honest = controller and ready == desired and desired > 0
-    return removed, took, honest, f"controller ready: {controller}, speakers ready {ready}/{desired}"
+    vwc = get_json("validatingwebhookconfiguration", "metallb-webhook-configuration") or {}
+    bundles = all(w.get("clientConfig", {}).get("caBundle") for w in vwc.get("webhooks", [])) and bool(vwc)
+    honest = controller and ready == desired and desired > 0 and bundles
+    return removed, took, honest, (f"controller ready: {controller}, speakers ready {ready}/{desired}, "
+                                   f"webhooks with CA bundle: {bundles}")
 
 
 def metric(url, name):

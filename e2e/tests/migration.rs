@@ -11,7 +11,9 @@ use kube::{Api, ResourceExt};
 use metallb_api::v1beta1::{IPAddressPool, L2Advertisement, MetalLB};
 use metallb_e2e::harness::{Cluster, wait_for};
 
-const NS: &str = "metallb-system";
+mod common;
+
+const NS: &str = common::OPERATOR_NS;
 const MIGRATED: &str = "metallb.io/migrated-from=legacy-configmap";
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -24,25 +26,12 @@ fn configmap(config: &str) -> String {
 
 /// Waits for `ConfigMigrated` with this reason; returns (status, message).
 async fn migrated_condition(cluster: &Cluster, reason: &str) -> (String, String) {
-    let api: Api<MetalLB> = Api::namespaced(cluster.client(), NS);
-    let what = format!("MetalLB/metallb to report ConfigMigrated reason {reason}");
-    wait_for(&what, TIMEOUT, || async {
-        let cr = api.get("metallb").await.map_err(|e| e.to_string())?;
-        let c = cr
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| c.type_ == "ConfigMigrated")
-            .ok_or("no ConfigMigrated condition yet")?;
-        if c.reason == reason {
-            Ok((c.status, c.message))
-        } else {
-            Err(format!("{}: {}", c.reason, c.message))
-        }
+    let cr = common::wait_condition(cluster, "metallb", "ConfigMigrated", TIMEOUT, |c| {
+        c.reason == reason
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    .await;
+    let c = common::condition(&cr, "ConfigMigrated").expect("the condition just seen");
+    (c.status, c.message)
 }
 
 /// Deletes the ConfigMap and everything the migration created.
@@ -269,12 +258,8 @@ async fn an_existing_object_with_the_same_name_is_a_conflict_and_is_left_untouch
         TIMEOUT,
         || async {
             let cr = api.get("metallb").await.map_err(|e| e.to_string())?;
-            let conflict = cr
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .into_iter()
-                .any(|c| c.type_ == "ConfigMigrated" && c.reason == "Conflict");
+            let conflict =
+                common::condition(&cr, "ConfigMigrated").is_some_and(|c| c.reason == "Conflict");
             if conflict {
                 Err("still reported".to_string())
             } else {

@@ -15,23 +15,16 @@ use kube::{Api, ResourceExt};
 use metallb_api::v1beta1::MetalLB;
 use metallb_e2e::harness::{Cluster, container_pid, pod_ready, process_alive, wait_for};
 
-const NS: &str = "metallb-system";
+mod common;
+use common::condition;
+
+const NS: &str = common::OPERATOR_NS;
 const ROLLOUT: Duration = Duration::from_secs(180);
 const OWNER: &str =
     "app.kubernetes.io/managed-by=metallb-operator,metallb.io/owner=metallb-system.metallb";
 
 fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn condition(cr: &MetalLB, type_: &str) -> Option<(String, String, String)> {
-    cr.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 /// Waits until MetalLB `name` has condition `type_` = `status`; returns the resource.
@@ -42,21 +35,7 @@ async fn wait_condition(
     status: &str,
     timeout: Duration,
 ) -> MetalLB {
-    let api: Api<MetalLB> = Api::namespaced(cluster.client(), NS);
-    let what = format!("MetalLB {name} to be {type_}={status}");
-    wait_for(&what, timeout, || async {
-        let cr = api
-            .get_opt(name)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("not found")?;
-        match condition(&cr, type_) {
-            Some((s, _, _)) if s == status => Ok(cr),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    common::wait_condition(cluster, name, type_, timeout, |c| c.status == status).await
 }
 
 /// Applies the minimal MetalLB resource (native backend) and waits until it is Available, the
@@ -125,11 +104,11 @@ async fn installing_with_kubectl_apply_k_and_a_cr_runs_the_controller_and_a_spea
     assert!(out.contains("deployment.apps/metallb-operator"), "{out}");
     let cr = metallb_available(&cluster).await;
     assert_eq!(
-        condition(&cr, "Degraded").map(|c| c.0),
+        condition(&cr, "Degraded").map(|c| c.status),
         Some("False".into())
     );
     assert_eq!(
-        condition(&cr, "Upgradeable").map(|c| c.0),
+        condition(&cr, "Upgradeable").map(|c| c.status),
         Some("True".into())
     );
     assert_eq!(
@@ -278,7 +257,8 @@ async fn a_second_metallb_resource_is_degraded_with_the_reason() {
         Duration::from_secs(30),
     )
     .await;
-    let (_, reason, message) = condition(&cr, "Degraded").unwrap();
+    let degraded = condition(&cr, "Degraded").unwrap();
+    let (reason, message) = (degraded.reason, degraded.message);
     assert_eq!(reason, "IncorrectMetalLBResourceName");
     assert!(
         message.contains("only the MetalLB resource named \"metallb\""),

@@ -15,10 +15,11 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, ResourceExt};
-use metallb_api::v1beta1::MetalLB;
 use metallb_e2e::harness::{Cluster, OperatorPause, netns_exec, pod_ready, wait_for};
 
-const NS: &str = "metallb-system";
+mod common;
+
+const NS: &str = common::OPERATOR_NS;
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -26,29 +27,11 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// and no IPAddressPool or L2Advertisement.
 async fn setup() -> Cluster {
     let cluster = Cluster::connect().await.expect("the local cluster is up");
-    let metallbs: Api<MetalLB> = Api::namespaced(cluster.client(), NS);
-    wait_for(
-        "MetalLB/metallb Available (hack/local-up.sh installs it)",
-        SETTLE,
-        || async {
-            let cr = metallbs
-                .get_opt("metallb")
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("no MetalLB resource")?;
-            let available = cr
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .into_iter()
-                .any(|c| c.type_ == "Available" && c.status == "True");
-            available
-                .then_some(())
-                .ok_or_else(|| "not Available".into())
-        },
-    )
-    .await
-    .unwrap();
+    // hack/local-up.sh installs it.
+    common::wait_condition(&cluster, "metallb", "Available", SETTLE, |c| {
+        c.status == "True"
+    })
+    .await;
     clear_configuration(&cluster).await;
     wait_for(
         "3 ready speakers and a ready controller",

@@ -31,11 +31,11 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kube import KUBECONFIG, ROOT, kubectl, pid_of, scale_operator, wait
+
 NS = "metallb-spk-e2e"
 CLASS = "e2e.metallb.io/speaker"
 APP_NS = "bench-l2"
-KUBECTL = [os.path.join(ROOT, ".local/bin/kubectl"), "--kubeconfig", os.path.join(ROOT, ".local/kubeconfig")]
 NODES = ["node-1", "node-2", "node-3"]
 
 
@@ -125,24 +125,6 @@ def probe(ip, port, seconds, iface="eth0"):
 # ---------------------------------------------------------------------------------------------
 # orchestration (runs in the machine's namespace, as root)
 
-def kubectl(*args, check=True, input=None):
-    return subprocess.run(KUBECTL + list(args), check=check, capture_output=True, text=True, input=input).stdout
-
-
-def wait(what, timeout, fn, every=0.2):
-    start = time.time()
-    last = None
-    while time.time() - start < timeout:
-        try:
-            value = fn()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(every)
-    raise SystemExit(f"timed out after {timeout} s waiting for {what} (last: {last})")
-
-
 def apply(yaml_text):
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml_text)
 
@@ -204,17 +186,6 @@ def speaker_pods():
 
 def ready(pod):
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
-
-
-def pid_of(pod):
-    for c in pod.get("status", {}).get("containerStatuses", []):
-        cid = c.get("containerID", "")
-        if "/" in cid:
-            try:
-                return int(cid.rsplit("/", 1)[1])
-            except ValueError:
-                return None
-    return None
 
 
 def owners():
@@ -368,7 +339,7 @@ def rss_release(binary):
     everything and announces nothing."""
     if not os.path.exists(binary):
         return None
-    env = dict(os.environ, KUBECONFIG=os.path.join(ROOT, ".local/kubeconfig"))
+    env = dict(os.environ, KUBECONFIG=KUBECONFIG)
     proc = subprocess.Popen([binary, "--node-name=node-1", f"--namespace={NS}", "--port=0",
                              "--health-probe-port=17479", "--lb-class=bench.metallb.io/rss-only",
                              "--excludel2-path=/nonexistent"], env=env,
@@ -388,7 +359,7 @@ def pause_operator():
     Returns whether there was an operator to restore."""
     if not kubectl("-n", "metallb-system", "get", "deployment", "metallb-operator", "-o", "name", check=False).strip():
         return False
-    kubectl("-n", "metallb-system", "scale", "deployment", "metallb-operator", "--replicas=0")
+    scale_operator(0)
     kubectl("-n", "metallb-system", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=metallb-operator",
             "--timeout=60s", check=False)
     kubectl("delete", "validatingwebhookconfiguration", "metallb-webhook-configuration", "--ignore-not-found")
@@ -402,7 +373,7 @@ def main():
     finally:
         if paused:
             # The operator comes back and recreates its webhook configuration.
-            kubectl("-n", "metallb-system", "scale", "deployment", "metallb-operator", "--replicas=1")
+            scale_operator(1)
 
 
 def run():

@@ -18,42 +18,15 @@ Measures:
 Every loop is bounded; the in-cluster operator is scaled back even when a step fails.
 """
 
-import json
 import os
-import re
 import subprocess
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NS = "metallb-system"
-KUBECONFIG = os.path.join(ROOT, ".local/kubeconfig")
-KUBECTL = [os.path.join(ROOT, ".local/bin/kubectl"), "--kubeconfig", KUBECONFIG]
+from kube import KUBECONFIG, OPERATOR_NS as NS, ROOT, get_json, kubectl, pid_of, scale_operator, wait
+
 SAMPLE = os.path.join(ROOT, "manifests/samples/metallb.yaml")
 RELEASE_PORT = 18081
-
-
-def kubectl(*args, check=True, input=None):
-    return subprocess.run(KUBECTL + list(args), check=check, capture_output=True, text=True, input=input).stdout
-
-
-def get_json(*args):
-    out = kubectl("get", *args, "-o", "json", check=False)
-    return json.loads(out) if out.strip() else None
-
-
-def wait(what, timeout, fn, every=0.1):
-    start = time.time()
-    last = None
-    while time.time() - start < timeout:
-        try:
-            value = fn()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(every)
-    raise SystemExit(f"timed out after {timeout} s waiting for {what} (last: {last})")
 
 
 def condition(cr, type_):
@@ -80,7 +53,7 @@ def workloads_gone():
 def install_trial():
     t0 = time.time()
     kubectl("-n", NS, "delete", "metallb", "metallb", "--ignore-not-found", "--wait=true", "--timeout=120s")
-    wait("the operator to remove the controller and the speakers", 120, workloads_gone)
+    wait("the operator to remove the controller and the speakers", 120, workloads_gone, every=0.1)
     removed = time.time() - t0
     t0 = time.time()
     kubectl("apply", "-f", SAMPLE)
@@ -114,14 +87,6 @@ def operator_pod():
     return pods[0] if pods else None
 
 
-def pid_of(pod):
-    for c in pod.get("status", {}).get("containerStatuses", []):
-        m = re.search(r"/(\d+)$", c.get("containerID", ""))
-        if m:
-            return int(m.group(1))
-    return None
-
-
 def rss(pid):
     out = {}
     with open(f"/proc/{pid}/status") as f:
@@ -136,10 +101,6 @@ def writes_per_minute(url, window):
     time.sleep(window)
     after = metric(url, "metallb_operator_api_writes_total")
     return (after - before) * 60.0 / window, after - before
-
-
-def scale_operator(n):
-    kubectl("-n", NS, "scale", "deployment", "metallb-operator", f"--replicas={n}")
 
 
 def main():

@@ -161,13 +161,7 @@ async fn watch_targets(client: Client, settings: Settings, changed: Arc<Notify>)
 /// Makes the Secret hold valid certificates and the CA bundle be where it must.
 pub async fn round(client: &Client, s: &Settings) -> Result<(), RotationError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
-    let current = secrets
-        .get_opt(&s.secret)
-        .await
-        .map_err(|source| RotationError::ReadSecret {
-            name: s.secret.clone(),
-            source,
-        })?;
+    let current = read_secret(&secrets, s).await?;
     let held = current.as_ref().and_then(material);
     let now = Timestamp::now();
     let dns = s.dns_name();
@@ -211,17 +205,21 @@ pub async fn round(client: &Client, s: &Settings) -> Result<(), RotationError> {
     inject(client, s, material.ca_cert.as_bytes()).await
 }
 
-/// A replica that does not lead: injects the Secret's CA when the Secret is valid as it is;
-/// anything else waits for the leader.
-pub async fn inject_held(client: &Client, s: &Settings) -> Result<(), RotationError> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
-    let current = secrets
+async fn read_secret(secrets: &Api<Secret>, s: &Settings) -> Result<Option<Secret>, RotationError> {
+    secrets
         .get_opt(&s.secret)
         .await
         .map_err(|source| RotationError::ReadSecret {
             name: s.secret.clone(),
             source,
-        })?;
+        })
+}
+
+/// A replica that does not lead: injects the Secret's CA when the Secret is valid as it is;
+/// anything else waits for the leader.
+pub async fn inject_held(client: &Client, s: &Settings) -> Result<(), RotationError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
+    let current = read_secret(&secrets, s).await?;
     let Some(held) = current.as_ref().and_then(material) else {
         return Ok(());
     };

@@ -160,5 +160,8 @@ pub mod migration {
         pub const INVALID_CONFIG: &str = "InvalidConfig";
         pub const CONFLICT: &str = "Conflict";
         pub const CHANGED_AFTER_MIGRATION: &str = "ChangedAfterMigration";
+        /// Creating a converted object failed (typically the webhook not answering yet); the
+        /// operator retries.
+        pub const MIGRATION_PENDING: &str = "MigrationPending";
     }
 }

@@ -68,7 +68,7 @@ pub async fn run(cr: &MetalLB, ctx: &Context, previous: &[Condition]) -> Result<
                 tracing::warn!(configmap = %cm.name_any(), error = %e, "migration step failed");
                 return Ok(Outcome::Report {
                     ok: false,
-                    reason: "MigrationPending",
+                    reason: metallb_api::constants::migration::reasons::MIGRATION_PENDING,
                     message,
                 });
             }

@@ -283,7 +283,7 @@ async fn deploy(cr: &MetalLB, ctx: &Context) -> Result<Action, Error> {
     let retry_migration = matches!(
         &migrated,
         migration::Outcome::Report {
-            reason: "MigrationPending",
+            reason: metallb_api::constants::migration::reasons::MIGRATION_PENDING,
             ..
         }
     );

@@ -92,7 +92,7 @@ impl ParseOptions {
 }
 
 /// Every input of [`parse`]. Objects are taken as they are; their order is kept in messages.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resources {
     pub pools: Vec<v1beta1::IPAddressPool>,
     pub l2_advertisements: Vec<v1beta1::L2Advertisement>,

@@ -1,19 +1,14 @@
 //! One ServiceL2Status per Service this node announces (spec §1.7): created with
 //! `generateName: l2-`, labelled with node and Service, owned by the speaker pod; the speaker
-//! deletes its own objects for Services it no longer announces.
+//! deletes its own objects for Services it no longer announces. Pure: [`plan`] says which
+//! writes turn what exists into what is desired; [`crate::writer`] sends them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::Store;
-use kube::{Api, Client};
 use metallb_api::constants::labels::{NODE, SERVICE_NAME, SERVICE_NAMESPACE};
 use metallb_api::v1beta1::{InterfaceInfo, MetalLBServiceL2Status, ServiceL2Status};
-use tokio::sync::{Notify, watch};
 
-use super::WriteError;
 use crate::announce::ServiceKey;
 
 /// What this node announces: Service → the interfaces, when an advertisement restricts them.
@@ -132,118 +127,6 @@ pub fn new_object(
     }
 }
 
-/// Keeps this node's ServiceL2Status objects equal to what it announces; `desired` closing
-/// ends the writer after deleting every object of this node.
-pub async fn run(
-    client: Client,
-    namespace: String,
-    node: String,
-    owner: Option<OwnerReference>,
-    store: Store<ServiceL2Status>,
-    store_changed: std::sync::Arc<Notify>,
-    mut desired: watch::Receiver<Desired>,
-) {
-    let api: Api<ServiceL2Status> = Api::namespaced(client, &namespace);
-    // Objects created but not yet seen by the watch, so one Service never gets two.
-    let mut created: BTreeMap<String, ServiceL2Status> = BTreeMap::new();
-    let mut retry = false;
-    loop {
-        let closed = tokio::select! {
-            changed = desired.changed() => changed.is_err(),
-            _ = store_changed.notified() => false,
-            _ = tokio::time::sleep(Duration::from_secs(1)), if retry => false,
-        };
-        let want = if closed {
-            Desired::new()
-        } else {
-            desired.borrow().clone()
-        };
-        let mut existing: Vec<ServiceL2Status> =
-            store.state().iter().map(|o| (**o).clone()).collect();
-        created.retain(|name, _| {
-            !existing
-                .iter()
-                .any(|o| o.metadata.name.as_deref() == Some(name))
-        });
-        existing.extend(created.values().cloned());
-        retry = false;
-        for op in plan(&want, &existing, &node) {
-            match apply(&api, &namespace, &node, owner.as_ref(), op).await {
-                Ok(Some(obj)) => {
-                    if let Some(name) = obj.metadata.name.clone() {
-                        created.insert(name, obj);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "ServiceL2Status write failed, retrying");
-                    retry = true;
-                }
-            }
-        }
-        if closed {
-            return;
-        }
-    }
-}
-
-async fn apply(
-    api: &Api<ServiceL2Status>,
-    namespace: &str,
-    node: &str,
-    owner: Option<&OwnerReference>,
-    op: Op,
-) -> Result<Option<ServiceL2Status>, WriteError> {
-    match op {
-        Op::Create { service, status } => {
-            let what = format!("the ServiceL2Status of {service}");
-            let obj = api
-                .create(
-                    &PostParams::default(),
-                    &new_object(&service, node, namespace, owner),
-                )
-                .await
-                .map_err(|source| WriteError::Create {
-                    what: what.clone(),
-                    source,
-                })?;
-            let name = obj.metadata.name.clone().unwrap_or_default();
-            let patch = serde_json::json!({ "status": status });
-            let mut obj = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|source| WriteError::Update { what, source })?;
-            obj.status = Some(status);
-            tracing::info!(service = %service, name, "created ServiceL2Status");
-            Ok(Some(obj))
-        }
-        Op::Update { name, status } => {
-            let patch = serde_json::json!({ "status": status });
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|source| WriteError::Update {
-                    what: format!("ServiceL2Status {name}"),
-                    source,
-                })?;
-            Ok(None)
-        }
-        Op::Delete { name } => {
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => {
-                    return Err(WriteError::Delete {
-                        what: format!("ServiceL2Status {name}"),
-                        source,
-                    });
-                }
-            }
-            tracing::info!(name, "deleted ServiceL2Status");
-            Ok(None)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
@@ -265,7 +148,7 @@ mod tests {
 
     #[test]
     fn the_created_object_has_metallbs_name_labels_and_owner() {
-        let owner = super::super::pod_owner("speaker-abcde", "1234");
+        let owner = metallb_api::configstate::pod_owner("speaker-abcde", "1234");
         let obj = new_object(
             &ServiceKey::new("demo", "web"),
             "node-1",

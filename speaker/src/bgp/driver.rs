@@ -360,7 +360,12 @@ pub async fn run<C: Connector>(
                     %peer,
                     peer_as = n.peer_as,
                     hold_time = n.hold_time.as_secs(),
-                    families = ?n.families,
+                    families = %n
+                        .families
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     graceful_restart = n.graceful_restart.is_some(),
                     "BGP session established"
                 ),
@@ -368,12 +373,16 @@ pub async fn run<C: Connector>(
                     reason,
                     was_established,
                 } => {
+                    let reason = reason.to_string();
                     if was_established {
                         tracing::warn!(%peer, %reason, "BGP session down");
+                    } else if last_down.as_ref() != Some(&reason) {
+                        tracing::warn!(%peer, %reason, "BGP connection attempt failed");
                     } else {
+                        // The same failure every retry: said once already.
                         tracing::debug!(%peer, %reason, "BGP connection attempt failed");
                     }
-                    last_down = Some(reason.to_string());
+                    last_down = Some(reason);
                 }
                 Action::Warning(w) => tracing::warn!(%peer, "{w}"),
             }

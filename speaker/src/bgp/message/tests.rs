@@ -194,6 +194,106 @@ fn a_known_capability_with_a_wrong_length_is_kept_as_unknown() {
     assert_eq!(open.multiprotocol(), vec![]);
 }
 
+/// FRR 8.4's OPEN to an iBGP peer over IPv6 (graceful restart configured), as captured.
+#[test]
+fn the_open_frr_sends_decodes_and_keeps_the_capabilities_we_do_not_use() {
+    let bytes = hex(
+        "ffffffffffffffffffffffffffffffff 006e 01 04 fbf4 00b4 c6336401 51 \
+         02 06 01 04 0002 0001 \
+         02 02 80 00 \
+         02 02 02 00 \
+         02 02 46 00 \
+         02 06 41 04 0000fbf4 \
+         02 02 06 00 \
+         02 06 45 04 0002 0101 \
+         02 12 49 10 0e 626770746573742d726f75746572 00 \
+         02 08 40 06 c078 0002 0100 \
+         02 09 47 07 0002 0180 000000",
+    );
+    let open = Open {
+        my_as: 64500,
+        hold_time: 180,
+        bgp_id: Ipv4Addr::new(198, 51, 100, 1),
+        capabilities: vec![
+            Capability::Multiprotocol(Family::IPV6_UNICAST),
+            Capability::RouteRefreshCisco,
+            Capability::RouteRefresh,
+            // Enhanced route refresh.
+            Capability::Unknown {
+                code: 70,
+                value: vec![],
+            },
+            Capability::FourOctetAs(64500),
+            // Extended message: FRR may send up to 65535 bytes only if we announce it too.
+            Capability::Unknown {
+                code: 6,
+                value: vec![],
+            },
+            // ADD-PATH receive for IPv6 unicast.
+            Capability::Unknown {
+                code: 69,
+                value: hex("0002 01 01"),
+            },
+            // Hostname "bgptest-router", no domain.
+            Capability::Unknown {
+                code: 73,
+                value: hex("0e 626770746573742d726f75746572 00"),
+            },
+            Capability::GracefulRestart(GracefulRestart {
+                restarting: true,
+                notification: true,
+                restart_time: 120,
+                families: vec![GracefulRestartFamily {
+                    family: Family::IPV6_UNICAST,
+                    forwarding: false,
+                }],
+            }),
+            // Long-lived graceful restart.
+            Capability::Unknown {
+                code: 71,
+                value: hex("0002 01 80 000000"),
+            },
+        ],
+    };
+    assert_eq!(decode(&bytes, &TWO), Ok(Message::Open(open)));
+}
+
+/// FRR 8.4's UPDATE to an iBGP peer: MP_REACH_NLRI first, extended lengths on short
+/// attributes, global and link-local next hops, as captured.
+#[test]
+fn the_update_frr_sends_decodes() {
+    let bytes = hex("ffffffffffffffffffffffffffffffff 0073 02 0000 005c \
+         90 0e 002c 0002 01 20 20010db800ff00000000000000000001 fe80000000000000505c5afffeb8a8a5 \
+            00 30 20010db80009 \
+         40 01 01 00 \
+         50 02 0000 \
+         80 04 04 00000000 \
+         40 05 04 00000064 \
+         c0 08 04 fbf40001 \
+         c0 20 0c 0000fbf4 00000002 00000003");
+    let update = Update {
+        attributes: vec![
+            Attribute::MpReach(MpReach::Ipv6 {
+                next_hop: "2001:db8:ff::1".parse().unwrap(),
+                link_local: Some("fe80::505c:5aff:feb8:a8a5".parse().unwrap()),
+                nlri: vec![v6("2001:db8:9::/48")],
+            }),
+            Attribute::Origin(Origin::Igp),
+            Attribute::AsPath(AsPath::default()),
+            Attribute::MultiExitDisc(0),
+            Attribute::LocalPref(100),
+            Attribute::Communities(vec![(64500 << 16) | 1]),
+            Attribute::LargeCommunities(vec![LargeCommunity {
+                global: 64500,
+                local1: 2,
+                local2: 3,
+            }]),
+        ],
+        ..Update::default()
+    };
+    assert_eq!(decode(&bytes, &FOUR), Ok(Message::Update(update)));
+}
+
 fn full_ipv4_update() -> Update {
     Update {
         withdrawn: vec![v4("198.51.100.0/24")],

@@ -66,7 +66,8 @@ pub struct PeerConfig {
     pub source: Option<IpAddr>,
     /// TTL (hop limit) of our packets: 1 for single-hop eBGP, as FRR does (MetalLB's native
     /// speaker leaves the system default, 64, whatever `ebgpMultiHop` says), 255 for iBGP and
-    /// eBGP multihop.
+    /// eBGP multihop. No GTSM (RFC 5082) check on received packets: BGPPeer has no field for
+    /// it; a router enforcing GTSM on a single-hop session needs `ebgpMultiHop` here (TTL 255).
     pub ttl: u32,
     pub password: Option<Md5Password>,
 }

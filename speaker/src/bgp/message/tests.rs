@@ -1443,6 +1443,12 @@ proptest! {
         prop_assert_eq!(reach, expected);
     }
 
+}
+
+proptest! {
+    // Decoding is cheap: the fuzzing properties try many more inputs.
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
     #[test]
     fn decoding_random_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200), four in any::<bool>()) {
         let ctx = Context { four_octet_as: four };

@@ -18,6 +18,22 @@
 //!
 //! Received routes are never installed: UPDATEs are decoded so that a malformed one is
 //! answered as RFC 4271 §6.3 / RFC 7606 say, and otherwise dropped.
+//!
+//! What the peer's OPEN changes:
+//! - families: only those both sides announce are sent; a peer announcing no multiprotocol
+//!   capability speaks IPv4 unicast (RFC 4760 §8); with no family in common the OPEN is refused
+//!   with Unsupported Capability. Routes of a family the session does not carry stay pending
+//!   (counted, and warned about once per connection).
+//! - 4-octet AS (RFC 6793): without it, AS_PATH carries 2-octet numbers, AS_TRANS in place of
+//!   the larger ones, and AS4_PATH the real path. A 4-octet local AS then shows as AS_TRANS in
+//!   our OPEN: the peer must be configured with AS 23456 for us, or it refuses us with Bad Peer
+//!   AS (MetalLB's native speaker refuses such a peer itself).
+//! - graceful restart: End-of-RIB markers after the initial table only when both sides
+//!   announce the capability.
+//!
+//! IPv4 prefixes always travel in the classic NLRI field with NEXT_HOP, IPv6 ones in
+//! MP_REACH_NLRI / MP_UNREACH_NLRI, whatever the session's transport (as FRR, BIRD and GoBGP
+//! do); the decoder accepts IPv4 in MP_REACH_NLRI too.
 
 mod config;
 mod rib;

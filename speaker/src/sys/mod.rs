@@ -6,6 +6,9 @@
 //! out of that interface. It needs CAP_NET_RAW.
 #![allow(unsafe_code)]
 
+/// UDP receive with TTL / hop limit and packet info (BFD).
+pub mod udp;
+
 use std::io::{self, Read, Write};
 use std::mem;
 use std::os::fd::AsRawFd;

@@ -71,7 +71,7 @@ impl From<&metallb_api::config::BfdProfile> for Profile {
     fn from(p: &metallb_api::config::BfdProfile) -> Self {
         let ms = |v: Option<u32>| {
             v.map_or(DEFAULT_INTERVAL, |v| {
-                Duration::from_millis(u64::from(v.clamp(1, 60_000)))
+                Duration::from_millis(u64::from(v.clamp(10, 60_000)))
             })
         };
         let byte = |v: Option<u32>, default: u8| {

@@ -143,7 +143,7 @@ pub struct Jitter(JitterKind);
 
 #[derive(Debug)]
 enum JitterKind {
-    Random(StdRng),
+    Random(Box<StdRng>),
     /// Always the same point of the allowed range, in thousandths from its low end.
     #[cfg(test)]
     Fixed(u64),
@@ -151,7 +151,7 @@ enum JitterKind {
 
 impl Jitter {
     pub fn seeded(seed: u64) -> Self {
-        Self(JitterKind::Random(StdRng::seed_from_u64(seed)))
+        Self(JitterKind::Random(Box::new(StdRng::seed_from_u64(seed))))
     }
 
     /// `permille` of the way from the shortest allowed interval to the longest.
@@ -207,8 +207,8 @@ pub struct Session {
     remote: Remote,
     /// The intervals the peer has confirmed with a Final (or that needed no Poll).
     acked: Intervals,
-    /// A Poll Sequence in flight, for these advertised intervals.
-    polling: Option<Intervals>,
+    /// What the last Poll we sent carried, until a Final answers it.
+    polled: Option<Intervals>,
     next_tx: Option<Instant>,
     last_tx: Option<Instant>,
     /// The last packet that counted for the detection time.
@@ -246,7 +246,7 @@ impl Session {
                 tx: SLOW_TX,
                 rx: profile.required_min_rx,
             },
-            polling: None,
+            polled: None,
             next_tx: None,
             last_tx: None,
             last_rx: None,
@@ -282,9 +282,10 @@ impl Session {
         self.remote.discriminator
     }
 
-    /// Whether a Poll Sequence is in flight.
+    /// Whether a Poll Sequence is going on: Up with advertised intervals the peer has not
+    /// confirmed. Our periodic packets carry P until a Final answers one of them.
     pub fn polling(&self) -> bool {
-        self.polling.is_some()
+        self.state == State::Up && self.advertised() != self.acked
     }
 
     /// The intervals carried in our packets: bfd.DesiredMinTxInterval (at least 1 s while not
@@ -377,8 +378,12 @@ impl Session {
         }
     }
 
-    fn packet(&self, poll: bool, final_: bool) -> ControlPacket {
+    /// Our next packet; a Poll is recorded as sent.
+    fn packet(&mut self, poll: bool, final_: bool) -> ControlPacket {
         let adv = self.advertised();
+        if poll {
+            self.polled = Some(adv);
+        }
         ControlPacket {
             diag: self.diag,
             state: self.state,
@@ -403,11 +408,9 @@ impl Session {
         if !self.may_transmit() {
             return;
         }
-        let poll = !final_ && self.polling.is_some();
-        out.push(Output::Transmit {
-            due: now,
-            packet: self.packet(poll, final_),
-        });
+        let poll = !final_ && self.polling();
+        let packet = self.packet(poll, final_);
+        out.push(Output::Transmit { due: now, packet });
         self.last_tx = Some(now);
         if !final_ && self.periodic(now) {
             let interval = self.transmit_interval();
@@ -415,15 +418,12 @@ impl Session {
         }
     }
 
-    /// The advertised intervals may have changed: when not Up they apply at once, when Up a
-    /// Poll Sequence carries them (one at a time; a newer change waits for the Final).
+    /// The advertised intervals may have changed: when not Up they apply at once (and any
+    /// Poll is void); when Up a Poll Sequence carries them (see [`Self::polling`]).
     fn intervals_changed(&mut self) {
-        let adv = self.advertised();
         if self.state != State::Up {
-            self.acked = adv;
-            self.polling = None;
-        } else if self.polling.is_none() && adv != self.acked {
-            self.polling = Some(adv);
+            self.acked = self.advertised();
+            self.polled = None;
         }
     }
 
@@ -480,11 +480,12 @@ impl Session {
             detect_mult: packet.detect_mult,
             demand: packet.demand,
         };
+        // A Final confirms what our last Poll carried; one that answers no Poll of ours
+        // confirms nothing. A change made since goes out on the next Poll.
         if packet.final_
-            && let Some(polled) = self.polling.take()
+            && let Some(polled) = self.polled.take()
         {
             self.acked = polled;
-            self.intervals_changed();
         }
         if self.state == State::AdminDown {
             self.schedule(now);
@@ -545,10 +546,8 @@ impl Session {
         }
         self.schedule(now);
         if let Some(due) = self.next_tx.filter(|at| *at <= now) {
-            out.push(Output::Transmit {
-                due,
-                packet: self.packet(self.polling.is_some(), false),
-            });
+            let packet = self.packet(self.polling(), false);
+            out.push(Output::Transmit { due, packet });
             self.last_tx = Some(now);
             let interval = self.transmit_interval();
             self.next_tx = Some(now + self.jitter.apply(interval, self.profile.detect_mult));

@@ -152,7 +152,13 @@ fn destination(key: &SessionKey, ifindex: Option<u32>) -> SocketAddr {
     }
 }
 
-fn open_sender(key: &SessionKey, ifindex: Option<u32>, rng: &mut StdRng) -> io::Result<UdpSocket> {
+/// A non-blocking socket used only to send: never awaited, so a plain std socket (a tokio one
+/// would refuse to send until its first readiness event, dropping the session's first packet).
+fn open_sender(
+    key: &SessionKey,
+    ifindex: Option<u32>,
+    rng: &mut StdRng,
+) -> io::Result<std::net::UdpSocket> {
     let ipv6 = key.peer.is_ipv6();
     let socket = Socket::new(
         if ipv6 { Domain::IPV6 } else { Domain::IPV4 },
@@ -187,7 +193,7 @@ fn open_sender(key: &SessionKey, ifindex: Option<u32>, rng: &mut StdRng) -> io::
             other => SocketAddr::new(other, port),
         };
         match socket.bind(&addr.into()) {
-            Ok(()) => return UdpSocket::from_std(socket.into()),
+            Ok(()) => return Ok(socket.into()),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
             Err(e) => return Err(e),
         }
@@ -197,7 +203,7 @@ fn open_sender(key: &SessionKey, ifindex: Option<u32>, rng: &mut StdRng) -> io::
 
 struct Driver {
     sessions: Sessions,
-    senders: BTreeMap<SessionKey, (UdpSocket, Option<u32>)>,
+    senders: BTreeMap<SessionKey, (std::net::UdpSocket, Option<u32>)>,
     listeners: BTreeMap<(Hop, bool), Listener>,
     received_tx: mpsc::Sender<Received>,
     events: mpsc::UnboundedSender<Event>,
@@ -215,7 +221,7 @@ impl Driver {
                         continue;
                     };
                     let to = destination(&key, *ifindex);
-                    match socket.try_send_to(&packet.encode(), to) {
+                    match socket.send_to(&packet.encode(), to) {
                         Ok(_) => self.sessions.transmitted(&key),
                         Err(e) => {
                             tracing::debug!(error = %e, session = %key, "failed to send a BFD packet")

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -46,6 +46,12 @@ pub struct Status {
     pub diag: Diagnostic,
     pub local_discriminator: u32,
     pub remote_discriminator: u32,
+    /// The negotiated interval between our packets, before jitter.
+    pub transmit_interval: Duration,
+    /// `None` until the peer has spoken.
+    pub detection_time: Option<Duration>,
+    /// A Poll Sequence is waiting for the peer's Final.
+    pub polling: bool,
     pub counters: Counters,
 }
 
@@ -324,6 +330,9 @@ impl Sessions {
                         diag: e.session.diag(),
                         local_discriminator: e.session.local_discriminator(),
                         remote_discriminator: e.session.remote_discriminator(),
+                        transmit_interval: e.session.transmit_interval(),
+                        detection_time: e.session.detection_time(),
+                        polling: e.session.polling(),
                         counters: e.counters,
                     },
                 )

@@ -5,11 +5,12 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// FRR's first packet of a session, as captured: Down, no diagnostic, detect mult 3, slow
-/// TX (1 s) and RX (1 s) while not Up, echo RX 50 ms, your discriminator not yet known.
+/// The first packet of a single-hop session from Debian's FRR 8.4 bfdd, captured on a veth:
+/// Down, no diagnostic, detect mult 3, slow TX (1 s) and RX (1 s) while not Up, echo RX
+/// 50 ms, your discriminator not yet known.
 const FRR_DOWN: [u8; 24] = [
     0x20, 0x40, 0x03, 0x18, // v1 diag 0 | Down | mult 3 | length 24
-    0x5e, 0x1a, 0x2b, 0x3c, // my discriminator
+    0xb1, 0x3f, 0xb2, 0x42, // my discriminator
     0x00, 0x00, 0x00, 0x00, // your discriminator
     0x00, 0x0f, 0x42, 0x40, // desired min TX 1 000 000 µs
     0x00, 0x0f, 0x42, 0x40, // required min RX 1 000 000 µs
@@ -25,7 +26,7 @@ fn frr_down() -> ControlPacket {
         control_plane_independent: false,
         demand: false,
         detect_mult: 3,
-        my_discriminator: 0x5e1a_2b3c,
+        my_discriminator: 0xb13f_b242,
         your_discriminator: 0,
         desired_min_tx: 1_000_000,
         required_min_rx: 1_000_000,

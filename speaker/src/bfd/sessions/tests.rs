@@ -400,6 +400,9 @@ fn counters_follow_metallbs_meanings() {
             diag: Diagnostic::NoDiagnostic,
             local_discriminator: me,
             remote_discriminator: PEER_DISCR,
+            transmit_interval: SLOW_TX,
+            detection_time: Some(ms(900)),
+            polling: false,
             counters: Counters {
                 control_packet_input: 4,
                 control_packet_output: 1,

@@ -16,7 +16,8 @@
 //! intervals; the router's link going down takes every session Down within the detection time
 //! (300 ms × 3; five trials, figures printed); FRR's `shutdown` of a peer reaches us as
 //! AdminDown (the client must not tear down); removing a session and stopping the driver show
-//! up in FRR as "administratively down".
+//! up in FRR as "administratively down"; a session whose source address is configured late
+//! comes up once it is (its socket is retried).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -41,6 +42,8 @@ const ROUTER_LINK: &str = "bfdt-rt";
 const US_V4: &str = "198.51.100.2";
 const ROUTER_V4: &str = "198.51.100.1";
 const US_V6: &str = "2001:db8:fe::2";
+/// An address of ours configured only in the middle of the test.
+const US_LATE_V4: &str = "198.51.100.22";
 const ROUTER_V6: &str = "2001:db8:fe::1";
 
 fn run(argv: &[&str]) {
@@ -61,6 +64,7 @@ fn bfdd_conf() -> String {
          \x20peer {US_V4} local-address {ROUTER_V4} interface {ROUTER_LINK}\n{timers}\x20!\n\
          \x20peer {US_V6} local-address {ROUTER_V6} interface {ROUTER_LINK}\n{timers}\x20!\n\
          \x20peer {US_V4} multihop local-address {ROUTER_V4}\n{timers}\x20!\n\
+         \x20peer {US_LATE_V4} local-address {ROUTER_V4} interface {ROUTER_LINK}\n{timers}\x20!\n\
          !\n"
     )
 }
@@ -603,6 +607,31 @@ async fn scenario(run_dir: PathBuf, router: String) {
     })
     .await;
 
+    println!("6. a session whose source address appears later comes up once it does");
+    let late = SessionKey::single_hop(ip(ROUTER_V4))
+        .from_local(ip(US_LATE_V4))
+        .on_interface(US_LINK);
+    h.send(driver::Command::Upsert {
+        key: late.clone(),
+        profile: profile(300, 300),
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.stats.snapshot()[&late].counters.control_packet_output, 0);
+    run(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{US_LATE_V4}/24"),
+        "dev",
+        US_LINK,
+    ]);
+    let added = Instant::now();
+    h.wait_states(&[(late.clone(), State::Up)], Duration::from_secs(15))
+        .await;
+    println!("   up {:?} after the address was added", added.elapsed());
+    h.send(driver::Command::Remove(late.clone())).await;
+
     let status = h.stats.snapshot();
     println!("   counters: {status:#?}");
     let c = status[&v4()].counters;
@@ -616,7 +645,7 @@ async fn scenario(run_dir: PathBuf, router: String) {
     );
     assert!(!status.contains_key(&v6()));
 
-    println!("6. stopping the driver says AdminDown to every peer left");
+    println!("7. stopping the driver says AdminDown to every peer left");
     drop(h.commands);
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

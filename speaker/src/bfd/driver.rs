@@ -18,6 +18,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -69,6 +70,8 @@ impl Stats {
 const TOS_NETWORK_CONTROL: u32 = 0xc0;
 /// How many random source ports to try before giving up on a session's socket.
 const PORT_ATTEMPTS: usize = 64;
+/// How often sockets that could not be opened are tried again.
+const REPAIR_EVERY: Duration = Duration::from_secs(5);
 
 /// A datagram handed from a listener to the task.
 struct Received {
@@ -134,7 +137,7 @@ fn open_listener(hop: Hop, ipv6: bool, to: mpsc::Sender<Received>) -> io::Result
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, ?hop, "failed to receive BFD packets");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
@@ -208,6 +211,8 @@ struct Driver {
     received_tx: mpsc::Sender<Received>,
     events: mpsc::UnboundedSender<Event>,
     rng: StdRng,
+    /// When to try again the sockets that could not be opened.
+    next_repair: Option<Instant>,
 }
 
 impl Driver {
@@ -254,26 +259,62 @@ impl Driver {
     }
 
     fn open(&mut self, key: SessionKey) {
-        let family = (key.hop, key.peer.is_ipv6());
-        if !self.listeners.contains_key(&family) {
-            match open_listener(family.0, family.1, self.received_tx.clone()) {
-                Ok(listener) => {
-                    self.listeners.insert(family, listener);
-                }
-                Err(e) => tracing::warn!(
+        self.ensure_listener((key.hop, key.peer.is_ipv6()));
+        self.ensure_sender(key);
+    }
+
+    fn ensure_listener(&mut self, family: (Hop, bool)) {
+        if self.listeners.contains_key(&family) {
+            return;
+        }
+        match open_listener(family.0, family.1, self.received_tx.clone()) {
+            Ok(listener) => {
+                self.listeners.insert(family, listener);
+            }
+            Err(e) => {
+                tracing::warn!(
                     error = %e,
                     port = listen_port(family.0),
                     ipv6 = family.1,
-                    "failed to listen for BFD packets"
-                ),
+                    "failed to listen for BFD packets; trying again in {REPAIR_EVERY:?}"
+                );
+                self.schedule_repair();
             }
+        }
+    }
+
+    fn ensure_sender(&mut self, key: SessionKey) {
+        if self.senders.contains_key(&key) {
+            return;
         }
         let ifindex = Self::ifindex(&key);
         match open_sender(&key, ifindex, &mut self.rng) {
             Ok(socket) => {
                 self.senders.insert(key, (socket, ifindex));
             }
-            Err(e) => tracing::warn!(error = %e, session = %key, "failed to open a BFD socket"),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    session = %key,
+                    "failed to open a BFD socket; trying again in {REPAIR_EVERY:?}"
+                );
+                self.schedule_repair();
+            }
+        }
+    }
+
+    fn schedule_repair(&mut self) {
+        self.next_repair
+            .get_or_insert_with(|| Instant::now() + REPAIR_EVERY);
+    }
+
+    /// Opens what could not be opened before: the source address was not configured yet, the
+    /// interface did not exist, the port was taken.
+    fn repair(&mut self) {
+        self.next_repair = None;
+        let keys: Vec<SessionKey> = self.sessions.keys().cloned().collect();
+        for key in keys {
+            self.open(key);
         }
     }
 
@@ -322,10 +363,17 @@ pub async fn run(
         received_tx,
         events,
         rng,
+        next_repair: None,
     };
     let mut published = BTreeMap::new();
     loop {
-        let wake = d.sessions.next_deadline().map(Instant::from_std);
+        let wake = [
+            d.sessions.next_deadline().map(Instant::from_std),
+            d.next_repair,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let actions = tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => d.command(command, Instant::now().into_std()),
@@ -353,7 +401,12 @@ pub async fn run(
                     }
                 }
             },
-            _ = sleep_until(wake) => d.sessions.on_timer(Instant::now().into_std()),
+            _ = sleep_until(wake) => {
+                if d.next_repair.is_some_and(|at| at <= Instant::now()) {
+                    d.repair();
+                }
+                d.sessions.on_timer(Instant::now().into_std())
+            }
         };
         d.perform(actions);
         let status = d.sessions.status();

@@ -242,8 +242,9 @@ impl Session {
                 detect_mult: 0,
                 demand: false,
             },
+            // Down: what we advertise needs no Poll.
             acked: Intervals {
-                tx: SLOW_TX,
+                tx: profile.desired_min_tx.max(SLOW_TX),
                 rx: profile.required_min_rx,
             },
             polled: None,
@@ -253,7 +254,6 @@ impl Session {
             admin_tx_until: None,
             jitter,
         };
-        s.acked = s.advertised();
         s.schedule(now);
         s
     }

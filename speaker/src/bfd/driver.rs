@@ -10,8 +10,9 @@
 //!   session's interface if it has one, with TTL / hop limit 255 and DSCP CS6 (network
 //!   control, as routers send BFD).
 //!
-//! Needs no privilege: the ports are above 1023. A listener that cannot bind (FRR's bfdd in the
-//! same network namespace, say) is logged and tried again with the next new session.
+//! Needs no privilege: the ports are above 1023. A socket that cannot be opened (a listener
+//! whose port FRR's bfdd holds in the same network namespace, a sender whose source address is
+//! not configured yet) is logged and tried again every 5 s.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -29,9 +30,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::session::{Hop, Profile, Transition};
+use super::session::{Hop, Profile, SINGLE_HOP_TTL, Transition};
 use super::sessions::{Action, Datagram, Sessions, Status};
-use super::{MULTIHOP_PORT, SINGLE_HOP_PORT, SOURCE_PORTS, SessionKey};
+use super::{SOURCE_PORTS, SessionKey};
 use crate::sys::udp::{Arrival, enable_arrival_info, interface_index, recv_with_arrival};
 
 /// Requests to the BFD task.
@@ -90,13 +91,6 @@ impl Drop for Listener {
     }
 }
 
-fn listen_port(hop: Hop) -> u16 {
-    match hop {
-        Hop::Single => SINGLE_HOP_PORT,
-        Hop::Multi => MULTIHOP_PORT,
-    }
-}
-
 fn open_listener(hop: Hop, ipv6: bool, to: mpsc::Sender<Received>) -> io::Result<Listener> {
     let (domain, any) = if ipv6 {
         (Domain::IPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
@@ -110,7 +104,7 @@ fn open_listener(hop: Hop, ipv6: bool, to: mpsc::Sender<Received>) -> io::Result
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
     enable_arrival_info(socket.as_fd(), ipv6)?;
-    socket.bind(&SocketAddr::new(any, listen_port(hop)).into())?;
+    socket.bind(&SocketAddr::new(any, hop.port()).into())?;
     let socket = UdpSocket::from_std(socket.into())?;
     let reader = tokio::spawn(async move {
         let mut buf = vec![0u8; 512];
@@ -172,10 +166,10 @@ fn open_sender(
     socket.set_cloexec(true)?;
     if ipv6 {
         socket.set_only_v6(true)?;
-        socket.set_unicast_hops_v6(255)?;
+        socket.set_unicast_hops_v6(u32::from(SINGLE_HOP_TTL))?;
         socket.set_tclass_v6(TOS_NETWORK_CONTROL)?;
     } else {
-        socket.set_ttl_v4(255)?;
+        socket.set_ttl_v4(u32::from(SINGLE_HOP_TTL))?;
         socket.set_tos_v4(TOS_NETWORK_CONTROL)?;
     }
     if let Some(name) = &key.interface {
@@ -274,7 +268,7 @@ impl Driver {
             Err(e) => {
                 tracing::warn!(
                     error = %e,
-                    port = listen_port(family.0),
+                    port = family.0.port(),
                     ipv6 = family.1,
                     "failed to listen for BFD packets; trying again in {REPAIR_EVERY:?}"
                 );

@@ -89,6 +89,16 @@ impl From<&metallb_api::config::BfdProfile> for Profile {
     }
 }
 
+impl Hop {
+    /// The UDP destination port of Control packets.
+    pub fn port(self) -> u16 {
+        match self {
+            Self::Single => SINGLE_HOP_PORT,
+            Self::Multi => MULTIHOP_PORT,
+        }
+    }
+}
+
 /// Which session: the peer, how it is reached, and from where. Two keys that differ in any
 /// field are two sessions.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -134,10 +144,7 @@ impl SessionKey {
 
     /// The UDP destination port of the session's packets.
     pub fn port(&self) -> u16 {
-        match self.hop {
-            Hop::Single => SINGLE_HOP_PORT,
-            Hop::Multi => MULTIHOP_PORT,
-        }
+        self.hop.port()
     }
 }
 

@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod announce;
+pub mod bfd;
 pub mod bgp;
 pub mod cli;
 pub mod core;

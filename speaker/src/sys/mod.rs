@@ -8,6 +8,8 @@
 #![allow(unsafe_code)]
 
 mod tcp_md5;
+/// UDP receive with TTL / hop limit and packet info (BFD).
+pub mod udp;
 
 pub use tcp_md5::set_tcp_md5_key;
 

@@ -2,16 +2,16 @@
 //! validating and conversion webhooks of the `metallb.io` kinds.
 //!
 //! ```text
-//!  main ─► run ─┬─ lease (leader election) ───────────── leader? ─┐
-//!               │                                                 ▼
-//!               ├─ observe: watches ─► stores + Events ─► Batch ─► core (pure) ─► Commands ─► writer ─► API
-//!               │            (Services, pools, communities,        allocator,                  Service status,
-//!               │             namespaces, ConfigurationState)      waiting list,               Events, pool status,
-//!               │                                                  config, verdict             ConfigurationState,
-//!               │                                                                              memberlist Secret
+//!  main ─► run ─┬─ lease (leader election) ─────────────── leader? ─┐
+//!               ├─ observe: watches ─► stores + events ─► batch ────┴─► core (pure)
+//!               │   (Services, pools, communities,                       allocator, waiting
+//!               │    namespaces, ConfigurationState)                     list, config, verdict
+//!               │                                                           │ commands
+//!               │   Service status, Events, pool status,                    ▼
+//!               │   ConfigurationState, memberlist Secret  ◄── API ◄──── writer
 //!               ├─ webhook server (every replica) ◄─ serving cert ◄─ Secret watch
 //!               ├─ certificate rotation (leader) ─► Secret, CA bundle injection
-//!               └─ admin (metallb-runtime): /metrics on --port, /healthz and /readyz on --health-probe-port
+//!               └─ admin (metallb-runtime): /metrics, /healthz, /readyz
 //! ```
 //! The allocation side has one shape: [`observe`] (watches feeding stores, turned into
 //! events) → [`core`] (a batch of events and a snapshot of the stores in, writer commands out;

@@ -121,6 +121,7 @@ fn expected_config(legacy: &LegacyConfig) -> Config {
         nodes: BTreeSet::new(),
         peers: vec![],
         service_selectors: vec![],
+        as_path_prepend: vec![],
     };
     let (mut bgp_count, mut l2_count) = (0, 0);
     let mut pools = BTreeMap::new();

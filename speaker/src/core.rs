@@ -6,10 +6,13 @@
 //! ```text
 //!  Snapshot ─┬─ resources (when they changed) ─► parse ─► Config (the last valid one is kept)
 //!            │                                             └─► Write::ConfigurationState(verdict)
-//!            └─ Services, Nodes, live speakers ─► announce::decide ─► Decision
-//!               links, exclusions ────────────► layer2::interfaces::plan ─► Output.l2
-//!                                                Decision ─► ServiceL2Status desired, metrics,
-//!                                                            Events (nodeAssigned, announceFailed)
+//!            ├─ Services, Nodes, live speakers ─► announce::decide ─► L2 Decision
+//!            │  links, exclusions ────────────► layer2::interfaces::plan ─► Output.l2
+//!            │                                   L2 Decision ─► ServiceL2Status desired, metrics,
+//!            │                                                  Events (nodeAssigned, announceFailed)
+//!            └─ Services, this Node ─► bgp::advertise::decide ─► Output.bgp (sessions, routes)
+//!                                                                ServiceBGPStatus desired, metrics,
+//!                                                                Events (nodeAssigned)
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,11 +22,14 @@ use metallb_api::config::{Config, ParseOptions, Resources, parse};
 use metallb_api::configstate::Verdict;
 
 use crate::announce::{self, Decision, Inputs, Liveness, Node, Outcome, Service, ServiceKey};
+use crate::bgp::advertise;
 use crate::layer2::interfaces::{self, Exclusions, Link, Plan};
 use crate::metrics::Announced;
 
 /// The protocol label of what L2 announces.
 pub const LAYER2: &str = "layer2";
+/// The protocol label of what BGP advertises.
+pub const BGP: &str = "bgp";
 
 /// What the core is configured with (the speaker's flags).
 #[derive(Debug, Clone)]
@@ -76,6 +82,10 @@ pub struct Output {
     /// The ServiceL2Status objects this node should have: Service → the interfaces, when an
     /// advertisement restricts them.
     pub l2_statuses: BTreeMap<ServiceKey, Option<Vec<String>>>,
+    /// BGP sessions of this node and the routes each advertises.
+    pub bgp: advertise::Decision,
+    /// The ServiceBGPStatus objects this node should have: Service → BGPPeer names.
+    pub bgp_statuses: BTreeMap<ServiceKey, Vec<String>>,
     pub writes: Vec<Write>,
     /// `metallb_speaker_announced` series.
     pub announced: Vec<Announced>,
@@ -96,6 +106,7 @@ pub struct Core {
     /// Services whose interfaces were missing at the last step.
     failed: BTreeSet<ServiceKey>,
     last: Decision,
+    last_bgp: advertise::Decision,
 }
 
 impl Core {
@@ -107,6 +118,7 @@ impl Core {
             announced: BTreeSet::new(),
             failed: BTreeSet::new(),
             last: Decision::default(),
+            last_bgp: advertise::Decision::default(),
         }
     }
 
@@ -127,12 +139,26 @@ impl Core {
         }
         let decision = self.decide(snap, snap.liveness);
         let plan = interfaces::plan(&decision.announced_ips(), snap.links, snap.exclusions);
-        let announced = self.report(&decision, &plan.missing_interfaces, &mut writes);
+        let mut announced = self.report(&decision, &plan.missing_interfaces, &mut writes);
         let l2_statuses = l2_statuses(&decision);
         self.last = decision;
+        let bgp = self.decide_bgp(snap);
+        announced.extend(self.report_bgp(&bgp, &mut writes));
+        let bgp_statuses = bgp
+            .advertised()
+            .filter_map(|(key, o)| match o {
+                advertise::Outcome::Advertised { peers, .. } => {
+                    Some((key.clone(), peers.iter().cloned().collect()))
+                }
+                advertise::Outcome::NotAdvertised(_) => None,
+            })
+            .collect();
+        self.last_bgp = bgp.clone();
         Output {
             l2: plan,
             l2_statuses,
+            bgp,
+            bgp_statuses,
             writes,
             announced,
             config_loaded: self.config.is_some(),
@@ -154,6 +180,69 @@ impl Core {
             me: &self.settings.node,
             ignore_exclude_lb: self.settings.ignore_exclude_lb,
         })
+    }
+
+    /// What this node advertises over BGP, with the current configuration.
+    fn decide_bgp(&self, snap: &Snapshot) -> advertise::Decision {
+        let Some(config) = &self.config else {
+            return advertise::Decision::default();
+        };
+        advertise::decide(&advertise::Inputs {
+            config,
+            services: snap.services,
+            node: snap.nodes.get(&self.settings.node),
+            ignore_exclude_lb: self.settings.ignore_exclude_lb,
+        })
+    }
+
+    /// Logs, metric series and Events of what BGP advertises, for what changed.
+    fn report_bgp(&self, bgp: &advertise::Decision, writes: &mut Vec<Write>) -> Vec<Announced> {
+        let node = &self.settings.node;
+        let mut series = Vec::new();
+        for (key, outcome) in &bgp.services {
+            let before = self.last_bgp.services.get(key);
+            match outcome {
+                advertise::Outcome::Advertised { ips, peers, .. } => {
+                    series.extend(ips.iter().map(|ip| Announced {
+                        service: key.to_string(),
+                        protocol: BGP,
+                        node: node.clone(),
+                        ip: *ip,
+                    }));
+                    if !matches!(before, Some(advertise::Outcome::Advertised { .. })) {
+                        tracing::info!(service = %key, node, ?peers, "advertising over BGP");
+                        writes.push(Write::Event {
+                            service: key.clone(),
+                            type_: EventType::Normal,
+                            reason: "nodeAssigned",
+                            note: format!("announcing from node {node:?} with protocol {BGP:?}"),
+                        });
+                    }
+                }
+                advertise::Outcome::NotAdvertised(reason) => {
+                    if before != Some(outcome) {
+                        // Most Services are not for BGP at all: a reason is news only for one
+                        // that was advertised, or that has a BGP advertisement at all.
+                        if matches!(before, Some(advertise::Outcome::Advertised { .. })) {
+                            tracing::info!(service = %key, %reason, "stopped advertising over BGP");
+                        } else {
+                            tracing::debug!(service = %key, %reason, "not advertised over BGP");
+                        }
+                    }
+                }
+            }
+        }
+        for key in self.last_bgp.services.keys() {
+            if !bgp.services.contains_key(key)
+                && matches!(
+                    self.last_bgp.services.get(key),
+                    Some(advertise::Outcome::Advertised { .. })
+                )
+            {
+                tracing::info!(service = %key, reason = "deleted", "stopped advertising over BGP");
+            }
+        }
+        series
     }
 
     fn reparse(&mut self, resources: &Resources, writes: &mut Vec<Write>) {

@@ -31,6 +31,8 @@ struct Values {
 #[derive(Debug, Default)]
 pub struct Metrics {
     values: Mutex<Values>,
+    /// The native BGP sessions, read when scraped.
+    pub bgp: std::sync::Arc<crate::bgp::native::Sessions>,
 }
 
 /// Which L2 counter to bump.
@@ -137,7 +139,102 @@ impl Exposition for Metrics {
                 "The number of speakers this speaker sees alive, itself included.",
                 v.live_speakers,
             );
-        })
+        });
+        render_bgp(&self.bgp.snapshot(), out);
+    }
+}
+
+/// The BGP families, with MetalLB's names (native mode's four, then those its FRR mode exports).
+fn render_bgp(sessions: &BTreeMap<String, crate::bgp::driver::Status>, out: &mut Text) {
+    type Value = fn(&crate::bgp::driver::Status) -> u64;
+    let families: [(&str, Kind, &str, Value); 13] = [
+        (
+            "metallb_bgp_session_up",
+            Kind::Gauge,
+            "BGP session state (1 is up, 0 is down)",
+            |s| u64::from(s.up()),
+        ),
+        (
+            "metallb_bgp_updates_total",
+            Kind::Counter,
+            "Number of BGP UPDATE messages sent",
+            |s| s.counters.updates_sent,
+        ),
+        (
+            "metallb_bgp_announced_prefixes_total",
+            Kind::Gauge,
+            "Number of prefixes currently being advertised on the BGP session",
+            |s| s.announced as u64,
+        ),
+        (
+            "metallb_bgp_pending_prefixes_total",
+            Kind::Gauge,
+            "Number of prefixes that should be advertised on the BGP session",
+            |s| s.pending as u64,
+        ),
+        (
+            "metallb_bgp_opens_sent",
+            Kind::Counter,
+            "Number of BGP open messages sent",
+            |s| s.counters.opens_sent,
+        ),
+        (
+            "metallb_bgp_opens_received",
+            Kind::Counter,
+            "Number of BGP open messages received",
+            |s| s.counters.opens_received,
+        ),
+        (
+            "metallb_bgp_notifications_sent",
+            Kind::Counter,
+            "Number of BGP notification messages sent",
+            |s| s.counters.notifications_sent,
+        ),
+        (
+            "metallb_bgp_updates_total_received",
+            Kind::Counter,
+            "Number of BGP UPDATE messages received",
+            |s| s.counters.updates_received,
+        ),
+        (
+            "metallb_bgp_keepalives_sent",
+            Kind::Counter,
+            "Number of BGP keepalive messages sent",
+            |s| s.counters.keepalives_sent,
+        ),
+        (
+            "metallb_bgp_keepalives_received",
+            Kind::Counter,
+            "Number of BGP keepalive messages received",
+            |s| s.counters.keepalives_received,
+        ),
+        (
+            "metallb_bgp_route_refresh_sent",
+            Kind::Counter,
+            "Number of BGP route refresh messages sent",
+            |s| s.counters.route_refreshes_sent,
+        ),
+        (
+            "metallb_bgp_total_sent",
+            Kind::Counter,
+            "Number of total BGP messages sent",
+            |s| s.counters.messages_sent(),
+        ),
+        (
+            "metallb_bgp_total_received",
+            Kind::Counter,
+            "Number of total BGP messages received",
+            |s| s.counters.messages_received(),
+        ),
+    ];
+    if sessions.is_empty() {
+        return;
+    }
+    for (name, kind, help, value) in families {
+        out.family(name, kind, help);
+        for (peer, status) in sessions {
+            out.sample(name, &[("peer", peer)], value(status));
+        }
     }
 }
 

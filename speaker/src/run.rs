@@ -25,11 +25,12 @@ use kube::{Api, Client};
 use metallb_api::config::{BgpBackend, ParseOptions, Resources};
 use metallb_api::configstate::pod_owner;
 use metallb_api::constants::labels::NODE;
-use metallb_api::v1beta1::ServiceL2Status;
+use metallb_api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
 use metallb_runtime::{Shutdown, admin};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::announce::{Liveness, Node, Service};
+use crate::bgp::native::Native;
 use crate::cli::Args;
 use crate::core::{self, Core, Snapshot};
 use crate::k8s::{self, Stores, model};
@@ -141,9 +142,15 @@ pub async fn run(args: Args) -> Result<(), RunError> {
 
     let stores = Stores::start(&client, &namespace);
     let statuses_changed = Arc::new(Notify::new());
-    let statuses: Store<ServiceL2Status> = k8s::reflect(
+    let mine = || watcher::Config::default().labels(&format!("{NODE}={node}"));
+    let l2_statuses: Store<ServiceL2Status> = k8s::reflect(
         Api::namespaced(client.clone(), &namespace),
-        watcher::Config::default().labels(&format!("{NODE}={node}")),
+        mine(),
+        vec![statuses_changed.clone()],
+    );
+    let bgp_statuses: Store<ServiceBGPStatus> = k8s::reflect(
+        Api::namespaced(client.clone(), &namespace),
+        mine(),
         vec![statuses_changed.clone()],
     );
 
@@ -162,9 +169,16 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         node: node.clone(),
         owner,
         services: stores.services.clone(),
-        statuses,
+        l2_statuses,
+        bgp_statuses,
         statuses_changed,
     });
+    // The FRR backend (METALLB_BGP_TYPE=frr) configures FRR instead; `native` is MetalLB's
+    // default when the variable is unset.
+    let mut native = match backend {
+        None | Some(BgpBackend::Native) => Some(Native::new(&node, seed(), metrics.bgp.clone())),
+        Some(BgpBackend::Frr) => None,
+    };
 
     let mut core = Core::new(core::Settings {
         node: node.clone(),
@@ -178,6 +192,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     let mut config_dirty = true;
     let mut last_resources: Option<Resources> = None;
     let mut last_statuses = None;
+    let mut last_bgp_statuses = None;
     let mut live_rx = gossip.as_ref().map(|g| g.live.clone());
     let mut previous_links: Vec<Link> = Vec::new();
     loop {
@@ -227,6 +242,13 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         if last_statuses.as_ref() != Some(&out.l2_statuses) {
             writer.l2_statuses(out.l2_statuses.clone());
             last_statuses = Some(out.l2_statuses);
+        }
+        if last_bgp_statuses.as_ref() != Some(&out.bgp_statuses) {
+            writer.bgp_statuses(out.bgp_statuses.clone());
+            last_bgp_statuses = Some(out.bgp_statuses);
+        }
+        if let Some(native) = native.as_mut() {
+            native.apply(&out.bgp).await;
         }
         let target = Target {
             plan: out.l2,
@@ -299,6 +321,9 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     }
     drop(target_tx);
     let _ = layer2.await;
+    if let Some(native) = native {
+        native.shutdown().await;
+    }
     // The writer removes this node's ServiceL2Status objects once its handle is gone.
     drop(writer);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;

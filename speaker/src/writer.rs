@@ -1,16 +1,16 @@
 //! The one task that writes to the API for the speaker: its ConfigurationState, Events on
-//! Services, and this node's ServiceL2Status objects. The core decides what to write; this
+//! Services, and this node's ServiceL2Status and ServiceBGPStatus objects. The core decides what to write; this
 //! task only sends it.
 //!
 //! ```text
 //!  core ──Write::ConfigurationState(verdict)──►  latest verdict only   ──► SSA (object, status)
 //!       ──Write::Event──────────────────────────►  published in order    ──► events.k8s.io
-//!  run  ──l2_statuses(desired)──────────────────►  latest desired set    ──► create / patch / delete
-//!  ServiceL2Status watch ──changed──────────────►  re-planned against what exists
+//!  run  ──l2_statuses / bgp_statuses(desired)──►  latest desired sets   ──► create / patch / delete
+//!  ServiceL2Status, ServiceBGPStatus watches ───►  re-planned against what exists
 //!                         failed writes are retried with backoff (0.5 s doubling to 30 s)
 //! ```
 //! When the speaker stops (the handle is dropped), the writer deletes this node's
-//! ServiceL2Status objects and ends.
+//! ServiceL2Status and ServiceBGPStatus objects and ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,14 +24,14 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource};
 use metallb_api::configstate::{Reporter as StateReporter, Verdict, merge};
 use metallb_api::constants::field_managers::SPEAKER;
-use metallb_api::v1beta1::{ConfigurationState, ServiceL2Status};
+use metallb_api::v1beta1::{ConfigurationState, ServiceBGPStatus, ServiceL2Status};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::announce::ServiceKey;
 use crate::core::{EventType, Write};
-use crate::status::l2status::{self, Desired, Op};
+use crate::status::service::{self as status, Kind, Op};
 
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -61,7 +61,8 @@ pub enum WriteError {
 
 enum Command {
     Write(Write),
-    L2Statuses(Desired),
+    L2Statuses(BTreeMap<ServiceKey, Option<Vec<String>>>),
+    BgpStatuses(BTreeMap<ServiceKey, Vec<String>>),
 }
 
 /// The handle the speaker's loop writes through.
@@ -78,8 +79,13 @@ impl Writer {
     }
 
     /// The ServiceL2Status objects this node should have from now on.
-    pub fn l2_statuses(&self, desired: Desired) {
+    pub fn l2_statuses(&self, desired: BTreeMap<ServiceKey, Option<Vec<String>>>) {
         let _ = self.tx.send(Command::L2Statuses(desired));
+    }
+
+    /// The ServiceBGPStatus objects this node should have from now on.
+    pub fn bgp_statuses(&self, desired: BTreeMap<ServiceKey, Vec<String>>) {
+        let _ = self.tx.send(Command::BgpStatuses(desired));
     }
 }
 
@@ -92,9 +98,122 @@ pub struct Context {
     pub owner: Option<OwnerReference>,
     /// For the object references of Events.
     pub services: Store<Service>,
-    /// This node's ServiceL2Status objects, and a notification when they change.
-    pub statuses: Store<ServiceL2Status>,
+    /// This node's ServiceL2Status and ServiceBGPStatus objects, and a notification when one
+    /// changes.
+    pub l2_statuses: Store<ServiceL2Status>,
+    pub bgp_statuses: Store<ServiceBGPStatus>,
     pub statuses_changed: Arc<Notify>,
+}
+
+/// One kind of per-Service status objects: what exists, what is desired.
+struct Statuses<K: Kind> {
+    api: Api<K>,
+    store: Store<K>,
+    desired: BTreeMap<ServiceKey, K::Value>,
+    dirty: bool,
+    /// Objects created but not yet seen by the watch, so a Service never gets two.
+    created: BTreeMap<String, K>,
+}
+
+impl<K: Kind> Statuses<K> {
+    fn new(client: &Client, namespace: &str, store: Store<K>) -> Self {
+        Self {
+            api: Api::namespaced(client.clone(), namespace),
+            store,
+            desired: BTreeMap::new(),
+            dirty: false,
+            created: BTreeMap::new(),
+        }
+    }
+
+    fn set(&mut self, desired: BTreeMap<ServiceKey, K::Value>) {
+        self.desired = desired;
+        self.dirty = true;
+    }
+
+    /// Turns this node's objects into the desired set; false if a write failed.
+    async fn reconcile(&mut self, ctx: &Context) -> bool {
+        if !std::mem::take(&mut self.dirty) {
+            return true;
+        }
+        let mut existing: Vec<K> = self.store.state().iter().map(|o| (**o).clone()).collect();
+        self.created.retain(|name, _| {
+            !existing
+                .iter()
+                .any(|o| o.meta().name.as_deref() == Some(name))
+        });
+        existing.extend(self.created.values().cloned());
+        let mut ok = true;
+        for op in status::plan::<K>(&self.desired, &existing, &ctx.node) {
+            match self.apply(ctx, op).await {
+                Ok(Some(obj)) => {
+                    if let Some(name) = obj.meta().name.clone() {
+                        self.created.insert(name, obj);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "status write failed, retrying");
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+
+    async fn apply(&self, ctx: &Context, op: Op<K::Body>) -> Result<Option<K>, WriteError> {
+        let kind = K::kind(&());
+        match op {
+            Op::Create { service, status } => {
+                let what = format!("the {kind} of {service}");
+                let obj: K =
+                    status::new_object(&service, &ctx.node, &ctx.namespace, ctx.owner.as_ref());
+                let obj = self
+                    .api
+                    .create(&PostParams::default(), &obj)
+                    .await
+                    .map_err(|source| WriteError::Create {
+                        what: what.clone(),
+                        source,
+                    })?;
+                let name = obj.meta().name.clone().unwrap_or_default();
+                let patch = serde_json::json!({ "status": status });
+                let mut obj = self
+                    .api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|source| WriteError::Update { what, source })?;
+                *obj.status_mut() = Some(status);
+                tracing::info!(service = %service, name, %kind, "created");
+                Ok(Some(obj))
+            }
+            Op::Update { name, status } => {
+                let patch = serde_json::json!({ "status": status });
+                self.api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|source| WriteError::Update {
+                        what: format!("{kind} {name}"),
+                        source,
+                    })?;
+                Ok(None)
+            }
+            Op::Delete { name } => {
+                match self.api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(source) => {
+                        return Err(WriteError::Delete {
+                            what: format!("{kind} {name}"),
+                            source,
+                        });
+                    }
+                }
+                tracing::info!(name, %kind, "deleted");
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Starts the writer task.
@@ -106,17 +225,13 @@ pub fn spawn(ctx: Context) -> (Writer, JoinHandle<()>) {
 struct State {
     ctx: Context,
     states: Api<ConfigurationState>,
-    l2: Api<ServiceL2Status>,
     recorder: Recorder,
     /// The verdict still to be written.
     verdict: Option<Verdict>,
     /// What was last written, to keep its transition time while the status holds.
     written: Option<ConfigurationState>,
-    desired: Desired,
-    l2_dirty: bool,
-    /// ServiceL2Status objects created but not yet seen by the watch, so a Service never gets
-    /// two.
-    created: BTreeMap<String, ServiceL2Status>,
+    l2: Statuses<ServiceL2Status>,
+    bgp: Statuses<ServiceBGPStatus>,
     retry_at: Option<Instant>,
     backoff: Duration,
 }
@@ -131,14 +246,12 @@ async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
     );
     let mut s = State {
         states: Api::namespaced(ctx.client.clone(), &ctx.namespace),
-        l2: Api::namespaced(ctx.client.clone(), &ctx.namespace),
+        l2: Statuses::new(&ctx.client, &ctx.namespace, ctx.l2_statuses.clone()),
+        bgp: Statuses::new(&ctx.client, &ctx.namespace, ctx.bgp_statuses.clone()),
         ctx,
         recorder,
         verdict: None,
         written: None,
-        desired: Desired::new(),
-        l2_dirty: false,
-        created: BTreeMap::new(),
         retry_at: None,
         backoff: RETRY_MIN,
     };
@@ -150,10 +263,11 @@ async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
                 Some(c) => { s.take(c).await; false }
                 None => true,
             },
-            _ = changed.notified() => { s.l2_dirty = true; false }
+            _ = changed.notified() => { s.l2.dirty = true; s.bgp.dirty = true; false }
             _ = async { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {
                 s.retry_at = None;
-                s.l2_dirty = true;
+                s.l2.dirty = true;
+                s.bgp.dirty = true;
                 false
             }
         };
@@ -162,8 +276,8 @@ async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
             s.take(c).await;
         }
         if closed {
-            s.desired.clear();
-            s.l2_dirty = true;
+            s.l2.set(BTreeMap::new());
+            s.bgp.set(BTreeMap::new());
         }
         let ok = s.flush().await;
         if closed {
@@ -188,10 +302,8 @@ impl State {
                 reason,
                 note,
             }) => self.publish(&service, type_, reason, note).await,
-            Command::L2Statuses(d) => {
-                self.desired = d;
-                self.l2_dirty = true;
-            }
+            Command::L2Statuses(d) => self.l2.set(d),
+            Command::BgpStatuses(d) => self.bgp.set(d),
         }
     }
 
@@ -207,12 +319,8 @@ impl State {
                 }
             }
         }
-        if self.l2_dirty {
-            self.l2_dirty = false;
-            if !self.reconcile_l2().await {
-                ok = false;
-            }
-        }
+        ok &= self.l2.reconcile(&self.ctx).await;
+        ok &= self.bgp.reconcile(&self.ctx).await;
         ok
     }
 
@@ -272,94 +380,6 @@ impl State {
         };
         if let Err(e) = self.recorder.publish(&event, &svc.object_ref(&())).await {
             tracing::debug!(service = %service, error = %e, "failed to publish an event");
-        }
-    }
-
-    /// Turns this node's ServiceL2Status objects into the desired set; false if a write failed.
-    async fn reconcile_l2(&mut self) -> bool {
-        let mut existing: Vec<ServiceL2Status> = self
-            .ctx
-            .statuses
-            .state()
-            .iter()
-            .map(|o| (**o).clone())
-            .collect();
-        self.created.retain(|name, _| {
-            !existing
-                .iter()
-                .any(|o| o.metadata.name.as_deref() == Some(name))
-        });
-        existing.extend(self.created.values().cloned());
-        let mut ok = true;
-        for op in l2status::plan(&self.desired, &existing, &self.ctx.node) {
-            match self.apply_l2(op).await {
-                Ok(Some(obj)) => {
-                    if let Some(name) = obj.metadata.name.clone() {
-                        self.created.insert(name, obj);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "ServiceL2Status write failed, retrying");
-                    ok = false;
-                }
-            }
-        }
-        ok
-    }
-
-    async fn apply_l2(&self, op: Op) -> Result<Option<ServiceL2Status>, WriteError> {
-        let api = &self.l2;
-        match op {
-            Op::Create { service, status } => {
-                let what = format!("the ServiceL2Status of {service}");
-                let obj = l2status::new_object(
-                    &service,
-                    &self.ctx.node,
-                    &self.ctx.namespace,
-                    self.ctx.owner.as_ref(),
-                );
-                let obj = api
-                    .create(&PostParams::default(), &obj)
-                    .await
-                    .map_err(|source| WriteError::Create {
-                        what: what.clone(),
-                        source,
-                    })?;
-                let name = obj.metadata.name.clone().unwrap_or_default();
-                let patch = serde_json::json!({ "status": status });
-                let mut obj = api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map_err(|source| WriteError::Update { what, source })?;
-                obj.status = Some(status);
-                tracing::info!(service = %service, name, "created ServiceL2Status");
-                Ok(Some(obj))
-            }
-            Op::Update { name, status } => {
-                let patch = serde_json::json!({ "status": status });
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map_err(|source| WriteError::Update {
-                        what: format!("ServiceL2Status {name}"),
-                        source,
-                    })?;
-                Ok(None)
-            }
-            Op::Delete { name } => {
-                match api.delete(&name, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(source) => {
-                        return Err(WriteError::Delete {
-                            what: format!("ServiceL2Status {name}"),
-                            source,
-                        });
-                    }
-                }
-                tracing::info!(name, "deleted ServiceL2Status");
-                Ok(None)
-            }
         }
     }
 }

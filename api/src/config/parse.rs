@@ -766,6 +766,7 @@ fn bgp_advertisement_from_cr(
         node_selectors,
         peers: spec.peers.clone().unwrap_or_default(),
         service_selectors: svc_sel?,
+        as_path_prepend: spec.as_path_prepend.clone().unwrap_or_default(),
     })
 }
 

@@ -136,6 +136,8 @@ pub struct BgpAdvertisement {
     /// BGPPeer names; empty means every peer.
     pub peers: Vec<String>,
     pub service_selectors: Vec<Selector>,
+    /// AS numbers put before the path (metallb-rs extension).
+    pub as_path_prepend: Vec<u32>,
 }
 
 impl BgpAdvertisement {

@@ -12,6 +12,8 @@
 //!
 //! Checked against a real FRR with the `bgp_frr` example (network namespaces, run as root).
 
+pub mod advertise;
 pub mod driver;
 pub mod message;
+pub mod native;
 pub mod session;

@@ -12,6 +12,7 @@ use pretty_assertions::assert_eq;
 use super::*;
 use crate::announce::{Endpoint, Interfaces, Reason};
 use crate::layer2::packet::MacAddr;
+use crate::metrics::Announced;
 
 const POOL: &str = r#"
 apiVersion: metallb.io/v1beta1
@@ -395,4 +396,76 @@ fn on_shutdown_only_ips_another_node_takes_are_waited_for() {
         ]
         .into()
     );
+}
+
+const BGP: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec:
+  addresses: [192.0.2.200-192.0.2.250]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: all, namespace: metallb-system}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1}
+"#;
+
+#[test]
+fn over_bgp_every_node_advertises_and_says_which_peers_the_service_goes_to() {
+    for node in ["node-1", "node-2"] {
+        let mut core = core_on(node);
+        let world = World::new();
+        let out = world.step(&mut core, Some(&resources(BGP)));
+        assert!(out.l2.links.is_empty(), "no L2Advertisement: no ARP");
+        assert_eq!(
+            out.bgp_statuses,
+            BTreeMap::from([(ServiceKey::new("demo", "web"), vec!["router".to_string()])])
+        );
+        assert_eq!(
+            out.bgp.routes["router"]
+                .keys()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["192.0.2.200/32"]
+        );
+        assert_eq!(
+            out.writes,
+            vec![
+                Write::ConfigurationState(Verdict::Valid),
+                Write::Event {
+                    service: ServiceKey::new("demo", "web"),
+                    type_: EventType::Normal,
+                    reason: "nodeAssigned",
+                    note: format!("announcing from node {node:?} with protocol \"bgp\""),
+                },
+            ]
+        );
+        assert_eq!(
+            out.announced,
+            vec![Announced {
+                service: "demo/web".into(),
+                protocol: "bgp",
+                node: node.into(),
+                ip: "192.0.2.200".parse().unwrap(),
+            }]
+        );
+        assert_eq!(world.step(&mut core, None).writes, vec![]);
+    }
+}
+
+#[test]
+fn a_service_losing_its_endpoints_is_withdrawn_from_every_session() {
+    let mut core = core_on("node-1");
+    let mut world = World::new();
+    world.step(&mut core, Some(&resources(BGP)));
+    world.services[0].endpoints[0].serving = false;
+    let out = world.step(&mut core, None);
+    assert!(out.bgp.routes["router"].is_empty());
+    assert!(out.bgp_statuses.is_empty());
+    assert_eq!(out.announced, vec![]);
 }

@@ -2,4 +2,4 @@
 //! ([`crate::writer`]) sends them. The ConfigurationState body comes from
 //! [`metallb_api::configstate`], shared with the controller.
 
-pub mod l2status;
+pub mod service;

@@ -4,8 +4,10 @@
 //! Decision: MetalLB runs these rules on the raw objects, before the common rules; we run them
 //! after, on what passed. A configuration is accepted or refused exactly as before (a backend
 //! problem in an object that is invalid anyway cannot make it more refused), but a broken object
-//! is reported for its own problems first and for the backend's once it is fixed. Peers are
-//! compared by parsed values (addresses, VRF), not by their spelling.
+//! is reported for its own problems first and for the backend's once it is fixed. (At admission,
+//! a new peer that clashes only with a stored peer that is invalid anyway is let in; the clash
+//! is refused when that peer is fixed.) Peers are compared by parsed values (addresses, VRF),
+//! not by their spelling.
 
 use std::collections::BTreeSet;
 

@@ -446,7 +446,11 @@ fn bgp_advertisement_rules_reject_with_the_reason() {
         ),
         (
             "aggregationLength: 24\nserviceSelectors: [{matchLabels: {a: b}}]",
-            "BGPAdvertisement/ad: spec: serviceSelectors can only be used when aggregationLength is 32 and aggregationLengthV6 is 128",
+            "BGPAdvertisement/ad: spec.aggregationLength: serviceSelectors and aggregationLength are mutually exclusive, can only be used together with default aggregationLength (32) and aggregationLengthV6 (128): aggregationLength is 24",
+        ),
+        (
+            "aggregationLengthV6: 64\nserviceSelectors: [{matchLabels: {a: b}}]",
+            "BGPAdvertisement/ad: spec.aggregationLengthV6: serviceSelectors and aggregationLengthV6 are mutually exclusive, can only be used together with default aggregationLength (32) and aggregationLengthV6 (128): aggregationLengthV6 is 64",
         ),
     ];
     for (spec, want) in cases {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: everything CI checks, in order, stopping at the first failure.
-#   format, lints, unit tests, generated-file drift, then the end-to-end suite on the local
-#   cluster (needs root; CI runs as root).
+#   format, lints, unused dependencies, unit tests, generated-file drift, then the end-to-end
+#   suite on the local cluster (needs root; CI runs as root).
 # Each step prints its duration; the total is printed at the end.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +23,9 @@ if [[ -x hack/install-deps.sh ]]; then
 fi
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Fails when a crate declares a dependency no code uses (hack/install-deps.sh installs it and
+# says where a true false positive is listed).
+step "unused dependencies" cargo machete
 step "unit tests" cargo test --workspace --quiet
 step "generated files" hack/verify.sh
 if [[ -x hack/e2e.sh ]]; then

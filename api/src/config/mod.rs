@@ -12,6 +12,8 @@
 //!                                                   └────────────► Vec<Problem>
 //! ```
 //!
+//! The rules live in `parse/`, one module per kind, and the rules of one BGP backend
+//! (`ParseOptions::backend`) in `parse/backend.rs`, run on the validated objects.
 //! The rules follow MetalLB (`internal/config`): the reference is `shared/spec/metallb.md` §5.
 //! Where we decided differently from MetalLB, the rule says so in a comment starting with
 //! "Decision:".

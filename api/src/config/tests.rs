@@ -446,7 +446,11 @@ fn bgp_advertisement_rules_reject_with_the_reason() {
         ),
         (
             "aggregationLength: 24\nserviceSelectors: [{matchLabels: {a: b}}]",
-            "BGPAdvertisement/ad: spec: serviceSelectors can only be used when aggregationLength is 32 and aggregationLengthV6 is 128",
+            "BGPAdvertisement/ad: spec.aggregationLength: serviceSelectors and aggregationLength are mutually exclusive, can only be used together with default aggregationLength (32) and aggregationLengthV6 (128): aggregationLength is 24",
+        ),
+        (
+            "aggregationLengthV6: 64\nserviceSelectors: [{matchLabels: {a: b}}]",
+            "BGPAdvertisement/ad: spec.aggregationLengthV6: serviceSelectors and aggregationLengthV6 are mutually exclusive, can only be used together with default aggregationLength (32) and aggregationLengthV6 (128): aggregationLengthV6 is 64",
         ),
     ];
     for (spec, want) in cases {
@@ -820,6 +824,82 @@ fn native_backend_rejects_bfd_ipv6_bgp_and_large_communities() {
         "BGPAdvertisement/ad: spec.communities[0]: native BGP mode only supports legacy communities, BGP advertisement has non legacy community \"large:1:2:3\""
     );
     accepted_with(&large, Some(BgpBackend::Frr));
+}
+
+#[test]
+fn native_backend_accepts_a_keepalive_derived_from_the_hold_time() {
+    let cfg = accepted_with(&peer("p", "holdTime: 90s"), Some(BgpBackend::Native));
+    assert_eq!(cfg.peers["p"].keepalive_time.unwrap().to_string(), "30s");
+}
+
+#[test]
+fn native_backend_reports_a_large_community_where_it_is_written() {
+    // An advertisement that applies to no pool is checked all the same.
+    let literal = obj(
+        "BGPAdvertisement",
+        "ad",
+        "communities: ['64512:1', 'large:1:2:3']",
+    );
+    assert_eq!(
+        errors_with(&literal, Some(BgpBackend::Native)),
+        [
+            "BGPAdvertisement/ad: spec.communities[1]: native BGP mode only supports legacy communities, BGP advertisement has non legacy community \"large:1:2:3\""
+        ]
+    );
+    // Through an alias, the Community that defines it is reported, not every advertisement.
+    let aliased = format!(
+        "{}{}{}",
+        pool("a", &["192.0.2.0/24"]),
+        obj(
+            "Community",
+            "c",
+            "communities: [{name: big, value: 'large:1:2:3'}]"
+        ),
+        obj("BGPAdvertisement", "ad", "communities: [big]")
+    );
+    assert_eq!(
+        errors_with(&aliased, Some(BgpBackend::Native)),
+        [
+            "Community/c: spec.communities[0].value: native BGP mode only supports legacy communities, not \"large:1:2:3\""
+        ]
+    );
+}
+
+#[test]
+fn backend_rules_speak_only_of_objects_that_pass_the_common_rules() {
+    // The hold time is invalid: the peer is reported for it, and for its keepalive once fixed.
+    let yaml = peer("p", "holdTime: 1s\nkeepaliveTime: 10s");
+    assert_eq!(
+        errors_with(&yaml, Some(BgpBackend::Native)),
+        ["BGPPeer/p: spec.holdTime: invalid hold time 1s: must be 0 or >=3s"]
+    );
+    assert_eq!(
+        errors_with(&yaml.replace("1s", "30s"), Some(BgpBackend::Native)),
+        [
+            "BGPPeer/p: spec.keepaliveTime: keepaliveTime is not supported by the native BGP backend; use bgpBackend: frr"
+        ]
+    );
+}
+
+#[test]
+fn frr_backend_compares_peer_addresses_as_addresses() {
+    let yaml = format!(
+        "{}{}",
+        obj(
+            "BGPPeer",
+            "p",
+            "myASN: 64512\npeerASN: 64500\npeerAddress: '2001:db8::1'"
+        ),
+        obj(
+            "BGPPeer",
+            "q",
+            "myASN: 64512\npeerASN: 64500\npeerAddress: '2001:DB8:0::1'"
+        )
+    );
+    assert_eq!(
+        one(errors_with(&yaml, Some(BgpBackend::Frr))),
+        "BGPPeer/q: spec.peerAddress: peer 2001:db8::1 already exists in BGPPeer \"p\", FRR mode doesn't support duplicate BGPPeers selecting the same node"
+    );
 }
 
 #[test]

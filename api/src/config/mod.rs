@@ -33,7 +33,7 @@ use crate::{v1beta1, v1beta2};
 /// The BGP implementation the configuration is for: some fields exist only in one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BgpBackend {
-    /// The built-in Rust BGP speaker: IPv4 unicast, no BFD.
+    /// The built-in Rust BGP speaker: IPv4 and IPv6, no VRF, no unnumbered peers.
     Native,
     /// FRR driven by the speaker: the full MetalLB feature set.
     Frr,

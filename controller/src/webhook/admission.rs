@@ -400,7 +400,7 @@ mod tests {
         let v = review(
             Kind::BGPPeer,
             Operation::Create,
-            &value(&peer("p", ", disableMP: true, bfdProfile: missing")),
+            &value(&peer("p", ", disableMP: true, vrf: red")),
             &Resources::default(),
             NS,
             Some(BgpBackend::Native),
@@ -408,7 +408,7 @@ mod tests {
         assert!(!v.allowed);
         assert_eq!(v.warnings, vec![DISABLE_MP_WARNING.to_string()]);
         assert!(
-            v.message.contains("BGPPeer/p: spec.disableMP"),
+            v.message.contains("BGPPeer/p: spec.vrf"),
             "{}",
             v.message
         );

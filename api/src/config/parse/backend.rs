@@ -10,10 +10,7 @@
 //! not by their spelling.
 
 use std::collections::BTreeSet;
-
-use ipnet::IpNet;
-
-use super::{BFD, BGPADV, COMMUNITY, Cx, NodeLabels, PEER, POOL, Validated, selected_nodes};
+use super::{BFD, Cx, NodeLabels, PEER, Validated, selected_nodes};
 use crate::config::BgpBackend;
 use crate::config::types::*;
 
@@ -26,21 +23,15 @@ pub(super) fn check(cx: &mut Cx, v: &Validated, nodes: &NodeLabels, backend: Bgp
 
 /// Options the built-in BGP speaker does not implement.
 fn check_native(cx: &mut Cx, v: &Validated) {
+    // Decision: MetalLB's native speaker also refuses keepaliveTime, connectTime,
+    // enableGracefulRestart, disableMP, dualStackAddressFamily, dynamicASN, IPv6 pools and large
+    // communities; ours supports every one of them (speaker/src/bgp), so only what needs FRR
+    // itself is refused here.
     const WHY: &str = "is not supported by the native BGP backend; use bgpBackend: frr";
-    for parsed in &v.peers {
-        let p = &parsed.peer;
-        let set: [(&str, bool); 10] = [
+    for p in &v.peers {
+        let set: [(&str, bool); 4] = [
             ("spec.bfdProfile", p.bfd_profile.is_some()),
-            ("spec.keepaliveTime", parsed.keepalive_time_given),
             ("spec.vrf", p.vrf.is_some()),
-            ("spec.connectTime", p.connect_time.is_some()),
-            ("spec.enableGracefulRestart", p.graceful_restart),
-            ("spec.disableMP", p.disable_mp),
-            ("spec.dualStackAddressFamily", p.dual_stack_address_family),
-            (
-                "spec.dynamicASN",
-                matches!(p.peer_asn, PeerAsn::Internal | PeerAsn::External),
-            ),
             ("spec.interface", p.interface.is_some()),
             ("spec.localASN", p.local_asn.is_some()),
         ];
@@ -50,6 +41,14 @@ fn check_native(cx: &mut Cx, v: &Validated) {
                 cx.error(PEER, &p.name, field, format!("{short} {WHY}"));
             }
         }
+        if let Some(id @ std::net::IpAddr::V6(_)) = p.router_id {
+            cx.error(
+                PEER,
+                &p.name,
+                "spec.routerID",
+                format!("routerID {id} is not an IPv4 address: a BGP identifier is 32 bits"),
+            );
+        }
     }
     for b in &v.bfd_profiles {
         cx.error(
@@ -57,42 +56,6 @@ fn check_native(cx: &mut Cx, v: &Validated) {
             &b.name,
             "metadata.name",
             "BFD profiles are not supported by the native BGP backend; use bgpBackend: frr",
-        );
-    }
-    // The pools some BGPAdvertisement applies to, as attached by the one pool selection.
-    for pool in v.pools.iter().filter(|p| !p.bgp_advertisements.is_empty()) {
-        for (i, entry) in pool.entries.iter().enumerate() {
-            if let Some(v6) = entry.cidrs.iter().find(|c| matches!(c, IpNet::V6(_))) {
-                cx.error(
-                    POOL,
-                    &pool.name,
-                    format!("spec.addresses[{i}]"),
-                    format!("pool {:?} has ipv6 CIDR {v6} and is advertised by a BGPAdvertisement: the native BGP backend does not support IPv6; use bgpBackend: frr", pool.name),
-                );
-            }
-        }
-    }
-    for ad in &v.bgp_advertisements {
-        for (i, text, c) in &ad.literal_communities {
-            if !c.is_standard() {
-                cx.error(
-                    BGPADV,
-                    &ad.adv.name,
-                    format!("spec.communities[{i}]"),
-                    format!("native BGP mode only supports legacy communities, BGP advertisement has non legacy community {text:?}"),
-                );
-            }
-        }
-    }
-    for alias in v.aliases.list.iter().filter(|a| !a.value.is_standard()) {
-        cx.error(
-            COMMUNITY,
-            &alias.object,
-            format!("spec.communities[{}].value", alias.index),
-            format!(
-                "native BGP mode only supports legacy communities, not {:?}",
-                alias.text
-            ),
         );
     }
     if !v.bgp_extras.trim().is_empty() {

@@ -17,29 +17,19 @@ use crate::config::Resources;
 use crate::config::types::*;
 use crate::v1beta1::BGPAdvertisement;
 
-/// A valid advertisement, with what the backend rules need beyond the [`BgpAdvertisement`].
-pub(super) struct Parsed {
-    pub adv: BgpAdvertisement,
-    /// The entries of `spec.communities` written as a value rather than an alias name: index,
-    /// text and value. (An alias's value is checked where the alias is defined.)
-    pub literal_communities: Vec<(usize, String, Community)>,
-}
-
-/// Attaches every valid BGPAdvertisement to the pools it selects and fits, and returns every
-/// valid advertisement in the order given, attached or not.
+/// Attaches every valid BGPAdvertisement to the pools it selects and fits.
 pub(super) fn attach(
     cx: &mut Cx,
     res: &Resources,
     nodes: &NodeLabels,
     pools: &mut [Pool],
     aliases: &Aliases,
-) -> Vec<Parsed> {
-    let mut out = Vec::new();
+) {
     for ad in &res.bgp_advertisements {
-        let Some(parsed) = from_cr(cx, ad, nodes, aliases) else {
+        let Some(adv) = from_cr(cx, ad, nodes, aliases) else {
             continue;
         };
-        let adv = &parsed.adv;
+        let adv = &adv;
         let Some(selected) = pools_for_advertisement(
             cx,
             BGPADV,
@@ -56,9 +46,7 @@ pub(super) fn attach(
                 pools[i].bgp_advertisements.push(adv.clone());
             }
         }
-        out.push(parsed);
     }
-    out
 }
 
 fn from_cr(
@@ -66,7 +54,7 @@ fn from_cr(
     ad: &BGPAdvertisement,
     nodes: &NodeLabels,
     aliases: &Aliases,
-) -> Option<Parsed> {
+) -> Option<BgpAdvertisement> {
     let name = obj_name(ad);
     let mark = cx.mark();
     let spec = &ad.spec;
@@ -142,7 +130,6 @@ fn from_cr(
         }
     }
     let mut communities = BTreeSet::new();
-    let mut literal_communities = Vec::new();
     for (i, text) in spec.communities.iter().flatten().enumerate() {
         let field = format!("spec.communities[{i}]");
         if let Some(c) = aliases.get(text) {
@@ -152,7 +139,6 @@ fn from_cr(
         match Community::parse(text) {
             Ok(c) => {
                 communities.insert(c);
-                literal_communities.push((i, text.clone(), c));
             }
             Err(e @ CommunityError::InvalidValue { .. }) => {
                 cx.error(BGPADV, &name, field, format!("invalid community {text:?} in BGP advertisement: {e}"));
@@ -169,7 +155,7 @@ fn from_cr(
         return None;
     }
     let node_selectors = node_sel?;
-    let adv = BgpAdvertisement {
+    Some(BgpAdvertisement {
         nodes: selected_nodes(&node_selectors, nodes),
         name,
         aggregation_length: agg4 as u8,
@@ -180,10 +166,6 @@ fn from_cr(
         peers: spec.peers.clone().unwrap_or_default(),
         service_selectors: svc_sel?,
         as_path_prepend: spec.as_path_prepend.clone().unwrap_or_default(),
-    };
-    Some(Parsed {
-        adv,
-        literal_communities,
     })
 }
 

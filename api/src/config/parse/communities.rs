@@ -6,21 +6,9 @@ use super::{COMMUNITY, Cx, obj_name};
 use crate::community::Community;
 use crate::v1beta1;
 
-/// One valid alias, where it was defined and how its value was written.
-pub(super) struct Alias {
-    /// The Community object that defines it.
-    pub object: String,
-    /// Its index in that object's `spec.communities`.
-    pub index: usize,
-    /// The value as written, for messages (`large:1:2:3`; [`Community`]'s display is FRR's).
-    pub text: String,
-    pub value: Community,
-}
-
-/// Every valid alias, in the order given, and the value of each alias name.
+/// The value of each valid alias name.
 #[derive(Default)]
 pub(super) struct Aliases {
-    pub list: Vec<Alias>,
     by_name: HashMap<String, Community>,
 }
 
@@ -56,12 +44,6 @@ pub(super) fn aliases(cx: &mut Cx, crs: &[v1beta1::Community]) -> Aliases {
                             format!("duplicate definition of community {alias_name:?}: alias names must be unique across all Community objects"),
                         );
                     }
-                    out.list.push(Alias {
-                        object: name.clone(),
-                        index: i,
-                        text,
-                        value,
-                    });
                 }
                 Err(e) => cx.error(
                     COMMUNITY,

@@ -20,9 +20,8 @@
 //! is the one pool selection). The cross-object rule (BFD echo with IPv6 pools) and the backend
 //! rules ([`backend`]) take the validated objects ([`Validated`]): a backend rule therefore speaks
 //! about objects that passed the common rules, and a broken object is reported for its own
-//! problems first. When a later rule needs a fact the validated types drop, the kind parser adds
-//! it to what it returns (`peers::Parsed`, `bgp_advertisements::Parsed`, `communities::Alias`)
-//! rather than the rule re-reading the object. Inputs that are not MetalLB objects (Nodes and
+//! problems first. When a later rule needs a fact the validated types drop, the fact is added to
+//! the validated type rather than the rule re-reading the object. Inputs that are not MetalLB objects (Nodes and
 //! their labels) may be read by any step.
 
 mod backend;
@@ -62,13 +61,11 @@ pub fn parse(res: &Resources, opts: &ParseOptions) -> Outcome {
     let aliases = communities::aliases(&mut cx, &res.communities);
     let mut pools = pools::pools(&mut cx, res);
     l2::attach(&mut cx, res, &nodes, &mut pools);
-    let bgp_advertisements = bgp_advertisements::attach(&mut cx, res, &nodes, &mut pools, &aliases);
+    bgp_advertisements::attach(&mut cx, res, &nodes, &mut pools, &aliases);
     let validated = Validated {
         pools,
-        bgp_advertisements,
         peers,
         bfd_profiles,
-        aliases,
         bgp_extras: res.bgp_extras.clone().unwrap_or_default(),
     };
     bgp_advertisements::check_bfd_echo_with_ipv6(&mut cx, &validated);
@@ -89,17 +86,14 @@ pub fn parse(res: &Resources, opts: &ParseOptions) -> Outcome {
 struct Validated {
     /// With their advertisements attached.
     pools: Vec<Pool>,
-    /// Every valid BGPAdvertisement, including those that apply to no pool.
-    bgp_advertisements: Vec<bgp_advertisements::Parsed>,
-    peers: Vec<peers::Parsed>,
+    peers: Vec<Peer>,
     bfd_profiles: Vec<BfdProfile>,
-    aliases: communities::Aliases,
     bgp_extras: String,
 }
 
 impl Validated {
     fn peers(&self) -> impl Iterator<Item = &Peer> {
-        self.peers.iter().map(|p| &p.peer)
+        self.peers.iter()
     }
 
     fn into_config(self) -> Config {
@@ -112,7 +106,7 @@ impl Validated {
             peers: self
                 .peers
                 .into_iter()
-                .map(|p| (p.peer.name.clone(), p.peer))
+                .map(|p| (p.name.clone(), p))
                 .collect(),
             bfd_profiles: self
                 .bfd_profiles

@@ -11,20 +11,12 @@ use crate::config::{Problem, Resources};
 use crate::duration::GoDuration;
 use crate::v1beta2::BGPPeer;
 
-/// A valid peer, with what the backend rules need beyond the [`Peer`].
-pub(super) struct Parsed {
-    pub peer: Peer,
-    /// Whether `spec.keepaliveTime` was given (and is not zero). `Peer::keepalive_time` cannot
-    /// tell: with only a hold time given, it holds the derived third of it.
-    pub keepalive_time_given: bool,
-}
-
 /// The valid peers, in the order given, each name once.
-pub(super) fn peers(cx: &mut Cx, res: &Resources) -> Vec<Parsed> {
-    let mut out: Vec<Parsed> = Vec::new();
+pub(super) fn peers(cx: &mut Cx, res: &Resources) -> Vec<Peer> {
+    let mut out: Vec<Peer> = Vec::new();
     for p in &res.peers {
         if let Some(parsed) = from_cr(cx, p, res)
-            && !out.iter().any(|o| o.peer.name == parsed.peer.name)
+            && !out.iter().any(|o| o.name == parsed.name)
         {
             out.push(parsed);
         }
@@ -36,7 +28,7 @@ fn has_line_break(s: &str) -> bool {
     s.contains(['\n', '\r'])
 }
 
-fn from_cr(cx: &mut Cx, p: &BGPPeer, res: &Resources) -> Option<Parsed> {
+fn from_cr(cx: &mut Cx, p: &BGPPeer, res: &Resources) -> Option<Peer> {
     let name = obj_name(p);
     let s = &p.spec;
     let mark = cx.mark();
@@ -234,10 +226,7 @@ fn from_cr(cx: &mut Cx, p: &BGPPeer, res: &Resources) -> Option<Parsed> {
         dual_stack_address_family: s.dual_stack_address_family.unwrap_or(false),
         disable_mp: s.disable_mp.unwrap_or(false),
     };
-    Some(Parsed {
-        peer,
-        keepalive_time_given: keepalive.is_some_and(|k| k.nanos != 0),
-    })
+    Some(peer)
 }
 
 /// The `password` of a peer's `kubernetes.io/basic-auth` Secret in the MetalLB namespace.

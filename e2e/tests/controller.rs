@@ -397,7 +397,9 @@ async fn wait_any_ip(cluster: &Cluster, ns: &str, name: &str) {
     let api: Api<Service> = Api::namespaced(cluster.client(), ns);
     wait_for(&format!("{ns}/{name} to have an IP"), SETTLE, || async {
         let s = api.get(name).await.map_err(|e| e.to_string())?;
-        (!ips(&s).is_empty()).then_some(()).ok_or("no IP yet".to_string())
+        (!ips(&s).is_empty())
+            .then_some(())
+            .ok_or("no IP yet".to_string())
     })
     .await
     .unwrap();
@@ -1186,14 +1188,18 @@ async fn the_serving_certificate_is_renewed_without_a_restart_and_stays_trusted(
     let overlapping = format!(
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: a, namespace: {NS}}}\nspec: {{addresses: [192.0.2.200/29]}}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: b, namespace: {NS}}}\nspec: {{addresses: [192.0.2.200/30]}}\n"
     );
-    wait_for("the webhook to refuse an overlapping pool", SETTLE, || async {
-        let (ok, _, err) = kubectl_apply(&cluster, &overlapping);
-        if !ok && err.contains("denied the request: IPAddressPool/b: spec.addresses[0]") {
-            Ok(())
-        } else {
-            Err(format!("applied: {ok}, {err}"))
-        }
-    })
+    wait_for(
+        "the webhook to refuse an overlapping pool",
+        SETTLE,
+        || async {
+            let (ok, _, err) = kubectl_apply(&cluster, &overlapping);
+            if !ok && err.contains("denied the request: IPAddressPool/b: spec.addresses[0]") {
+                Ok(())
+            } else {
+                Err(format!("applied: {ok}, {err}"))
+            }
+        },
+    )
     .await
     .unwrap();
     assert_eq!(restarts().await, before, "no replica restarted");

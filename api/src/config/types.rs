@@ -20,6 +20,15 @@ pub struct Config {
     pub bgp_extras: String,
 }
 
+impl Config {
+    /// The pool every one of `ips` belongs to (a Service's IPs all come from one pool).
+    pub fn pool_of(&self, ips: &[IpAddr]) -> Option<&Pool> {
+        self.pools
+            .values()
+            .find(|p| ips.iter().all(|ip| p.contains(*ip)))
+    }
+}
+
 /// One entry of `spec.addresses` and the CIDRs it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressEntry {

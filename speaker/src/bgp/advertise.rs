@@ -157,9 +157,7 @@ fn advertisements<'a>(
     }
     let pool = inputs
         .config
-        .pools
-        .values()
-        .find(|p| service.ips.iter().all(|ip| p.contains(*ip)))
+        .pool_of(&service.ips)
         .ok_or(Reason::NotInAnyPool)?;
     let on_node: Vec<&BgpAdvertisement> = pool
         .bgp_advertisements

@@ -29,7 +29,6 @@ pub(super) fn attach(
         let Some(adv) = from_cr(cx, ad, nodes, aliases) else {
             continue;
         };
-        let adv = &adv;
         let Some(selected) = pools_for_advertisement(
             cx,
             BGPADV,
@@ -42,7 +41,7 @@ pub(super) fn attach(
             continue;
         };
         for i in selected {
-            if check_for_pool(cx, adv, &pools[i]) {
+            if check_for_pool(cx, &adv, &pools[i]) {
                 pools[i].bgp_advertisements.push(adv.clone());
             }
         }

@@ -12,6 +12,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$1"
 operator_bin="$2"
 sample="$root/manifests/samples/metallb.yaml"
+# The YAML writer folds long scalars (`key: >-` and the value on the next line); an image
+# reference has no spaces, so joining the two lines gives `key: value`.
+unfold() { awk '/: >-$/ { line = substr($0, 1, length($0) - 2); getline next_line; sub(/^ +/, "", next_line); print line next_line; next } { print }' "$1"; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 # The value on the line after `- name: NAME` (a container env entry).
 env_value() { awk -v name="$2" '$0 ~ "- name: " name "$" { getline; sub(/^ *value: /, ""); print }' "$1"; }
 # `name image` of each relatedImages entry of the CSV (keys are sorted: image, then name).
@@ -19,10 +24,12 @@ related() {
   awk '/^  relatedImages:/ { on = 1; next } on && /^  [a-z]/ { on = 0 }
        on && /- image: / { image = $3 } on && /  name: / { print $2, image }' "$1" | sort
 }
-deployment="$dir/manifests/operator/deployment.yaml"
-csv="$dir/bundle/manifests/metallb-rs-operator.clusterserviceversion.yaml"
-defaults="$(env -u CONTROLLER_IMAGE -u SPEAKER_IMAGE -u FRR_IMAGE "$operator_bin" \
-  render -f "$sample" | awk '$1 == "image:" { print $2 }' | sort -u)"
+deployment="$work/deployment.yaml"
+csv="$work/csv.yaml"
+unfold "$dir/manifests/operator/deployment.yaml" >"$deployment"
+unfold "$dir/bundle/manifests/metallb-rs-operator.clusterserviceversion.yaml" >"$csv"
+env -u CONTROLLER_IMAGE -u SPEAKER_IMAGE -u FRR_IMAGE "$operator_bin" render -f "$sample" >"$work/render.yaml"
+defaults="$(unfold "$work/render.yaml" | awk '$1 == "image:" { print $2 }' | sort -u)"
 operator="$(awk '$1 == "image:" { print $2 }' "$deployment")"
 expected="$(printf '%s\n' "controller $(env_value "$deployment" CONTROLLER_IMAGE)" \
   "frr $(env_value "$deployment" FRR_IMAGE)" "operator $operator" "speaker $(env_value "$deployment" SPEAKER_IMAGE)")"

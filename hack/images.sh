@@ -302,13 +302,12 @@ release_rendering() {
 	rm -rf "$out/release"
 	"$operator" generate --output-dir "$out/release" --operator-image "$(ref_of metallb-operator)"
 	hack/check-image-refs.sh "$out/release" "$operator" >/dev/null
-	# ... and they are the images just built, by digest.
-	local deployment="$out/release/manifests/operator/deployment.yaml"
-	[[ "$(awk '$1 == "image:" { print $2 }' "$deployment")" == "$(ref_of metallb-operator)" ]] ||
-		die "the release kustomize base does not run $(ref_of metallb-operator)"
-	for name in controller speaker; do
-		grep -A1 -- "- name: ${name^^}_IMAGE" "$deployment" | grep -qF "value: $(ref_of "metallb-$name")" ||
-			die "the release operator does not deploy $(ref_of "metallb-$name") by default"
+	# ... and they are the images just built, by digest (the kustomize base's operator image and
+	# its CONTROLLER_IMAGE and SPEAKER_IMAGE, which check-image-refs.sh has matched with the CSV
+	# and the operator's defaults).
+	for name in metallb-operator metallb-controller metallb-speaker; do
+		grep -qF "$(ref_of "$name")" "$out/release/manifests/operator/deployment.yaml" ||
+			die "the release rendering does not name $(ref_of "$name")"
 	done
 }
 
@@ -390,7 +389,11 @@ push() {
 	ensure_registry
 	local name pushed
 	for name in "${all_images[@]}"; do
-		pushed="$(crane push "${crane_flags[@]}" --index "$out/layouts/$name" "$IMAGE_REGISTRY/$name:$version")"
+		# The layout's index.json names one image index: crane pushes that index as it is.
+		if ! pushed="$(crane push "${crane_flags[@]}" "$out/layouts/$name" "$IMAGE_REGISTRY/$name:$version" 2>"$out/push.err")"; then
+			cat "$out/push.err" >&2
+			die "pushing $name failed"
+		fi
 		[[ "$pushed" == "$(ref_of "$name")" ]] || die "pushed $name as $pushed, built $(ref_of "$name")"
 		echo "images: pushed $pushed (tag $version)"
 	done
@@ -401,7 +404,7 @@ cosign_env() { env HOME="$keys/home" SIGSTORE_NO_CACHE=true TUF_ROOT="$keys/home
 ensure_key() {
 	if [[ ! -f "$keys/cosign.key" ]]; then
 		mkdir -p "$keys/home"
-		(cd "$keys" && cosign_env cosign generate-key-pair >/dev/null)
+		(cd "$keys" && cosign_env cosign generate-key-pair >/dev/null 2>&1) || die "cosign generate-key-pair failed"
 		echo "images: generated the signing key ${keys#"$root"/}/cosign.key (local, never committed)"
 	fi
 }
@@ -504,8 +507,9 @@ check_elf() {
 
 check_rendering() {
 	local refs ref
-	refs="$(grep -rhoE "$IMAGE_REGISTRY/[a-z-]+@sha256:[0-9a-f]{64}" "$out/release" | sort -u)"
-	[[ -n "$refs" ]] || die "the release rendering names no image by digest"
+	refs="$(grep -rhoE "$IMAGE_REGISTRY/[a-z-]+@sha256:[0-9a-f]{64}" "$out/release" "$out/catalog" | sort -u)"
+	[[ "$(wc -l <<<"$refs")" == 4 ]] || die "the release rendering and the catalog should name 4 images by digest (operator, controller, speaker, bundle), not:
+$refs"
 	for ref in $refs; do
 		crane manifest "${crane_flags[@]}" "$ref" >/dev/null || die "$ref is not in the registry"
 		echo "images: in the registry: $ref"
@@ -513,15 +517,22 @@ check_rendering() {
 }
 
 check_other_key() {
-	local other
+	local other passed
 	other="$(mktemp -d)"
-	(cd "$other" && cosign_env cosign generate-key-pair >/dev/null)
-	if verify "$other/cosign.pub" >/dev/null 2>&1; then
-		rm -rf "$other"
-		die "verification with another key passed"
-	fi
+	(cd "$other" && cosign_env cosign generate-key-pair >/dev/null 2>&1)
+	# Every signature and attestation must fail, not only one: each image index and platform
+	# manifest, and each SBOM.
+	local output failed expected
+	output="$(verify "$other/cosign.pub" 2>&1 || true)"
 	rm -rf "$other"
-	echo "images: verification with another key fails"
+	passed="$(grep ' ok: ' <<<"$output" || true)"
+	[[ -z "$passed" ]] || die "verification with another key passed for:
+$passed"
+	failed="$(grep -c 'FAILED: ' <<<"$output" || true)"
+	expected=$((${#all_images[@]} * (1 + ${#platforms[@]}) + $(ls "$out"/sbom/*.spdx.json | wc -l)))
+	[[ "$failed" == "$expected" ]] || die "with another key, $failed checks failed, expected $expected:
+$output"
+	echo "images: verification with another key fails for each of the $expected signatures and attestations"
 }
 
 check_unsigned() {
@@ -542,17 +553,31 @@ check() {
 	step "check unsigned" check_unsigned
 }
 
-case "${1:-}" in
-"") all ;;
-build) build ;;
-push) step push push ;;
-sign) step sign sign ;;
-verify) step verify verify "${2:-}" ;;
-check) check ;;
-assemble) assemble && write_index ;;
-reproduce) exec hack/images/reproduce.sh ;;
-*)
+usage() {
 	sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
 	exit 2
-	;;
-esac
+}
+
+# Subcommands run in the order given: `hack/images.sh push sign verify`.
+(($# > 0)) || set -- all
+while (($# > 0)); do
+	case "$1" in
+	all) all ;;
+	build) build ;;
+	push) step push push ;;
+	sign) step sign sign ;;
+	verify)
+		if [[ $# -gt 1 && -f "$2" ]]; then
+			step verify verify "$2"
+			shift
+		else
+			step verify verify
+		fi
+		;;
+	check) check ;;
+	assemble) assemble && write_index ;;
+	reproduce) exec hack/images/reproduce.sh ;;
+	*) usage ;;
+	esac
+	shift
+done

@@ -119,33 +119,36 @@ target_env() {
 
 # Release binaries of PACKAGES for every platform, stripped and reproducible: the checkout's and
 # cargo's paths are remapped, so the binary does not depend on where it was built. Extra
-# environment (the operator's image defaults) is passed as NAME=VALUE before `--`.
+# environment (the operator's image defaults) is passed as NAME=VALUE before `--`. One cargo
+# invocation for every target, so that the two cores stay busy while one target links.
 cargo_release() {
-	local extra=() triple arch pkg packages=()
+	local extra=() targets=() envs=() packages=() pkg p platform triple t0
 	while [[ "$1" != -- ]]; do
 		extra+=("$1")
 		shift
 	done
 	shift
 	for pkg in "$@"; do packages+=(-p "$pkg"); done
-	local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 	for p in "${platforms[@]}"; do
 		read -r platform triple <<<"$p"
-		arch="${platform#linux/}"
-		local t0
-		t0="$(now)"
-		# shellcheck disable=SC2046
-		env $(target_env "$triple") "${extra[@]}" \
-			CARGO_TARGET_DIR="$target_dir" \
-			RUSTFLAGS="--remap-path-prefix=$root=/metallb-rs --remap-path-prefix=$cargo_home=/cargo" \
-			nice -n 10 cargo build --quiet --locked --release --target "$triple" \
-			--config 'profile.release.strip="symbols"' "${packages[@]}"
-		mkdir -p "$out/bin/$arch"
-		for pkg in "$@"; do
-			cp -f "$target_dir/$triple/release/$pkg" "$out/bin/$arch/$pkg"
-		done
-		echo "images: cargo build --release --target $triple $*: $(elapsed "$t0")"
+		targets+=(--target "$triple")
+		mapfile -t -O "${#envs[@]}" envs < <(target_env "$triple")
 	done
+	local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+	t0="$(now)"
+	env "${envs[@]}" "${extra[@]}" \
+		CARGO_TARGET_DIR="$target_dir" \
+		RUSTFLAGS="--remap-path-prefix=$root=/metallb-rs --remap-path-prefix=$cargo_home=/cargo" \
+		nice -n 10 cargo build --quiet --locked --release "${targets[@]}" \
+		--config 'profile.release.strip="symbols"' "${packages[@]}"
+	for p in "${platforms[@]}"; do
+		read -r platform triple <<<"$p"
+		mkdir -p "$out/bin/${platform#linux/}"
+		for pkg in "$@"; do
+			cp -f "$target_dir/$triple/release/$pkg" "$out/bin/${platform#linux/}/$pkg"
+		done
+	done
+	echo "images: cargo build --release ${targets[*]} $*: $(elapsed "$t0")"
 }
 
 # --- images -------------------------------------------------------------------------------------

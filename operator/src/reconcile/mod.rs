@@ -358,6 +358,7 @@ async fn write_status(
     let status = MetalLBStatus {
         conditions: Some(conditions),
         observed_generation: generation,
+        ..Default::default()
     };
     let patch = json!({
         "apiVersion": "metallb.io/v1beta1",

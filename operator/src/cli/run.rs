@@ -102,6 +102,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         crds_checked: AtomicBool::new(false),
         operator_condition: OperatorCondition::new(args.operator_condition_name),
         stores: Some(stores),
+        written: Default::default(),
     });
     reconcile::run(ctx, changes, shutdown).await;
     tracing::info!("reconciler stopped");

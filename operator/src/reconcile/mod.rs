@@ -33,8 +33,9 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -86,6 +87,24 @@ pub struct Context {
     pub operator_condition: OperatorCondition,
     /// The watch caches (absent in tests, which pass a snapshot themselves).
     pub stores: Option<watch::Stores>,
+    /// The status this process last wrote, by the resource's uid. The cached resource a
+    /// reconcile starts from can predate the previous reconcile's write (a watch event of a
+    /// Deployment can arrive before that of the status); the rollout step recorded there must
+    /// not be lost, or the speakers would follow a controller that is not healthy yet.
+    pub written: Mutex<BTreeMap<String, MetalLBStatus>>,
+}
+
+impl Context {
+    /// The status the reconcile starts from: what this process wrote last, else the stored one.
+    fn previous_status(&self, cr: &MetalLB) -> Option<MetalLBStatus> {
+        let uid = cr.uid()?;
+        self.written
+            .lock()
+            .expect("not poisoned")
+            .get(&uid)
+            .cloned()
+            .or_else(|| cr.status.clone())
+    }
 }
 
 /// Why a reconcile failed (already reported in the status; it is retried with backoff).
@@ -185,8 +204,9 @@ async fn not_honoured(cr: &MetalLB, ctx: &Context, now: Timestamp) -> Result<Act
         problems: vec![Problem { reason, message }],
         ..Default::default()
     };
-    let status = status::compute(&report, cr.status.as_ref(), Time(now));
-    write_status(cr, ctx, &status).await?;
+    let previous = ctx.previous_status(cr);
+    let status = status::compute(&report, previous.as_ref(), Time(now));
+    write_status(cr, ctx, &status, previous.as_ref()).await?;
     Ok(Action::await_change())
 }
 
@@ -207,7 +227,8 @@ async fn deploy(
     snapshot: &Snapshot,
     now: Timestamp,
 ) -> Result<Action, Error> {
-    let previous = cr.status.as_ref();
+    let previous = ctx.previous_status(cr);
+    let previous = previous.as_ref();
     let previous_conditions: Vec<Condition> = previous
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
@@ -353,7 +374,7 @@ async fn deploy(
         new = status::compute(&report, previous, Time(now));
     }
     announce_degraded(cr, ctx, &new, previous).await;
-    write_status(cr, ctx, &new).await?;
+    write_status(cr, ctx, &new, previous).await?;
 
     if let Some(first) = report.problems.first() {
         if WAIT_FOR_A_CHANGE.contains(&first.reason) {
@@ -440,6 +461,9 @@ async fn cleanup(cr: &MetalLB, ctx: &Context, now: Timestamp) -> Result<Action, 
     match result {
         Ok(deleted) => {
             tracing::info!(deleted, "removed the cluster-scoped objects");
+            if let Some(uid) = cr.uid() {
+                ctx.written.lock().expect("not poisoned").remove(&uid);
+            }
             let done = Condition {
                 type_: status::UPGRADEABLE.into(),
                 status: "True".into(),
@@ -468,8 +492,9 @@ async fn cleanup(cr: &MetalLB, ctx: &Context, now: Timestamp) -> Result<Action, 
                 }],
                 ..Default::default()
             };
-            let new = status::compute(&report, cr.status.as_ref(), Time(now));
-            write_status(cr, ctx, &new).await?;
+            let previous = ctx.previous_status(cr);
+            let new = status::compute(&report, previous.as_ref(), Time(now));
+            write_status(cr, ctx, &new, previous.as_ref()).await?;
             Err(Error::Step {
                 reason: reasons::CLEANUP_FAILED,
                 message,
@@ -514,9 +539,15 @@ async fn announce_degraded(
     }
 }
 
-/// Writes `new` unless the stored status already says the same.
-async fn write_status(cr: &MetalLB, ctx: &Context, new: &MetalLBStatus) -> Result<(), Error> {
-    if status::unchanged(new, cr.status.as_ref()) {
+/// Writes `new` unless `previous` (the stored status, or the one this process wrote last)
+/// already says the same.
+async fn write_status(
+    cr: &MetalLB,
+    ctx: &Context,
+    new: &MetalLBStatus,
+    previous: Option<&MetalLBStatus>,
+) -> Result<(), Error> {
+    if status::unchanged(new, previous) {
         return Ok(());
     }
     let patch = json!({
@@ -534,6 +565,12 @@ async fn write_status(cr: &MetalLB, ctx: &Context, new: &MetalLBStatus) -> Resul
     .await
     .map_err(Error::Status)?;
     ctx.metrics.write("status", "MetalLB");
+    if let Some(uid) = cr.uid() {
+        ctx.written
+            .lock()
+            .expect("not poisoned")
+            .insert(uid, new.clone());
+    }
     Ok(())
 }
 

@@ -98,8 +98,14 @@ pub fn deployment_rollout(d: Option<&Deployment>) -> Rollout {
     {
         Rollout::Ready
     } else {
+        // During a rollout the old pods count among the ready ones: say how many are left.
+        let old = if total > updated {
+            format!(", {} old still running", total - updated)
+        } else {
+            String::new()
+        };
         Rollout::InProgress(format!(
-            "controller: {updated}/{want} updated, {ready}/{want} ready"
+            "controller: {updated}/{want} updated, {ready}/{want} ready{old}"
         ))
     }
 }
@@ -577,7 +583,7 @@ mod tests {
         let v = this_version();
         assert_eq!(
             summary(&compute(&report(&snapshot, &v), None, t(10)))[2],
-            "Progressing=True RollingOut: controller: 1/1 updated, 0/1 ready; speakers: 3/3 updated, 1/3 ready"
+            "Progressing=True RollingOut: controller: 1/1 updated, 0/1 ready, 1 old still running; speakers: 3/3 updated, 1/3 ready"
         );
         let mut missing = installed(&cr);
         missing
@@ -691,13 +697,13 @@ mod tests {
         assert_eq!(
             summary(&status)[2],
             format!(
-                "Progressing=True UpdatingController: controller: rolling out {new} (pods: {old} on 1, {new} on 1): controller: 1/1 updated, 1/1 ready; the speakers follow once it is healthy"
+                "Progressing=True UpdatingController: controller: rolling out {new} (pods: {old} on 1, {new} on 1): controller: 1/1 updated, 1/1 ready, 1 old still running; the speakers follow once it is healthy"
             )
         );
         assert_eq!(
             summary(&status)[1],
             format!(
-                "Upgradeable=False RolloutInProgress: controller: rolling out {new} (pods: {old} on 1, {new} on 1): controller: 1/1 updated, 1/1 ready; the speakers follow once it is healthy"
+                "Upgradeable=False RolloutInProgress: controller: rolling out {new} (pods: {old} on 1, {new} on 1): controller: 1/1 updated, 1/1 ready, 1 old still running; the speakers follow once it is healthy"
             )
         );
         assert_eq!(status.rollout, Some(step("Controller")));

@@ -146,6 +146,7 @@ fn context(client: Client, crds_checked: bool) -> Context {
         crds_checked: AtomicBool::new(crds_checked),
         operator_condition: OperatorCondition::new(None),
         stores: None,
+        written: Default::default(),
     }
 }
 
@@ -493,6 +494,49 @@ async fn an_upgrade_applies_the_controller_and_records_the_step() {
             this_version(),
             older()
         )
+    );
+}
+
+#[tokio::test]
+async fn a_cached_resource_older_than_the_last_status_write_does_not_lose_the_step() {
+    // The Deployment's watch event can trigger the next reconcile before the status write's
+    // event refreshed the cached resource: the step this process recorded still holds the
+    // speakers back.
+    let cr = metallb(json!({}));
+    let desired = rendered(&cr);
+    let snapshot = installed_at(&cr, &older());
+    let mut stale = cr.clone();
+    stale.status = Some(settled(&cr, &snapshot));
+    let seen = Seen::default();
+    let (client, remaining, server) = server(vec![
+        call(apply_of(find(&desired, "Deployment", "controller")), echo),
+        status_write(&cr, seen.clone()),
+        // The second reconcile: no apply of the speakers, only the new pod in the status.
+        status_write(&cr, seen.clone()),
+    ]);
+    let ctx = context(client, true);
+    let first = reconcile_with(Arc::new(stale.clone()), &ctx, snapshot.clone(), now()).await;
+    assert_eq!(first.unwrap(), Action::requeue(Duration::from_secs(5)));
+    // The new controller's pod is starting; the cache still has the resource without the step.
+    let mut rolling = snapshot;
+    rolling.owned.insert(
+        ("Deployment".into(), "controller".into()),
+        deployment_status(find(&desired, "Deployment", "controller").clone(), 2, 1, 1),
+    );
+    rolling
+        .pods
+        .push(pod("controller-new", "controller", &this_version(), false));
+    let second = reconcile_with(Arc::new(stale), &ctx, rolling, now()).await;
+    assert_eq!(second.unwrap(), Action::requeue(Duration::from_secs(5)));
+    assert!(
+        !server.is_finished(),
+        "no request after the first status write"
+    );
+    server.abort();
+    assert!(remaining.lock().unwrap().is_empty());
+    assert_eq!(
+        seen.lock().unwrap().clone().unwrap().rollout.unwrap().step,
+        "Controller"
     );
 }
 

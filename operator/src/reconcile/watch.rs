@@ -64,9 +64,23 @@ impl Synced {
         self.expect(name);
         let this = self.clone();
         let name = name.to_string();
+        // Asked again every 200 ms: kube-runtime's readiness wakes only the last of several
+        // waiters, and the controller itself waits on its main store too; a fresh wait sees the
+        // readiness once any waiter has.
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                this.arrived(&name);
+            loop {
+                match tokio::time::timeout(
+                    std::time::Duration::from_millis(200),
+                    store.wait_until_ready(),
+                )
+                .await
+                {
+                    Ok(Ok(())) => return this.arrived(&name),
+                    Ok(Err(e)) => {
+                        return tracing::warn!(watch = %name, error = %e, "a watch cache will never be ready");
+                    }
+                    Err(_) => {}
+                }
             }
         });
     }

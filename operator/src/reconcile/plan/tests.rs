@@ -206,7 +206,7 @@ fn a_controller_that_makes_no_progress_within_the_timeout_stops_the_rollout_with
         Some(Problem {
             reason: reasons::CONTROLLER_ROLLOUT_FAILED,
             message: format!(
-                "controller {v} did not become healthy within 5m0s: controller: 1/1 updated, 1/1 ready: ErrImagePull: unknown image quay.io/metallb-rs/metallb-controller:broken (pod controller-new on node-1); the speakers stay on their version"
+                "controller {v} did not become healthy within 5m0s: controller: 1/1 updated, 1/1 ready, 1 old still running: ErrImagePull: unknown image quay.io/metallb-rs/metallb-controller:broken (pod controller-new on node-1); the speakers stay on their version"
             ),
         })
     );

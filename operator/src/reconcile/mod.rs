@@ -119,7 +119,14 @@ pub enum Error {
     Status(#[source] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The cleanup waits for the controller to stop (not a failure).
+    #[error("{0}")]
+    Waiting(String),
 }
+
+/// How long the cleanup waits for the controller's pods to stop before it removes the RBAC
+/// they need to release their Lease anyway.
+pub const CONTROLLER_STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs the reconciler until `shutdown` fires. `changes` is the watches' stream
 /// ([`watch::watch`]): every change reconciles the MetalLB resources again.
@@ -149,6 +156,12 @@ pub async fn run(
 }
 
 fn error_policy(cr: Arc<MetalLB>, error: &Error, _: Arc<Context>) -> Action {
+    if let Error::Finalizer(e) = error
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(why)) = e.as_ref()
+    {
+        tracing::info!(metallb = %cr.name_any(), %why, "cleanup waits");
+        return Action::requeue(Duration::from_secs(1));
+    }
     tracing::warn!(metallb = %cr.name_any(), error = %error, "will retry");
     Action::requeue(Duration::from_secs(10))
 }
@@ -178,7 +191,7 @@ pub async fn reconcile_with(
     finalizer(&api, FINALIZER, cr, |event| async {
         match event {
             Finalizer::Apply(cr) => deploy(&cr, ctx, &snapshot, now).await,
-            Finalizer::Cleanup(cr) => cleanup(&cr, ctx, now).await,
+            Finalizer::Cleanup(cr) => cleanup(&cr, ctx, &snapshot, now).await,
         }
     })
     .await
@@ -439,7 +452,54 @@ async fn probe_webhooks(ctx: &Context) -> Result<(), String> {
 
 /// The MetalLB resource is being deleted: namespaced objects go with it (owner references);
 /// cluster-scoped ones and the Pod Security labels are removed here.
-async fn cleanup(cr: &MetalLB, ctx: &Context, now: Timestamp) -> Result<Action, Error> {
+///
+/// First the controller is stopped, and the finalizer stays until its pods are gone (at most
+/// [`CONTROLLER_STOP_GRACE`]): the Role it needs to release its Lease is garbage-collected with
+/// the resource, and a Lease that is not released makes the next install's controller wait for
+/// it to expire before it becomes leader and creates the speakers' memberlist key.
+async fn cleanup(
+    cr: &MetalLB,
+    ctx: &Context,
+    snapshot: &Snapshot,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let controller_pods = snapshot
+        .pods
+        .iter()
+        .filter(|p| {
+            p.labels()
+                .get(snapshot::COMPONENT_LABEL)
+                .map(String::as_str)
+                == Some(plan::Step::Controller.component())
+        })
+        .count();
+    let deleting_for = cr
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| now.duration_since(t.0).unsigned_abs())
+        .unwrap_or_default();
+    if controller_pods > 0 && deleting_for < CONTROLLER_STOP_GRACE {
+        let deployment = snapshot.get("Deployment", names::CONTROLLER_DEPLOYMENT);
+        if deployment.is_some_and(|d| d["metadata"].get("deletionTimestamp").is_none()) {
+            let kind = apply::kind_of(&json!({ "kind": "Deployment" })).expect("a known kind");
+            match kind
+                .api(&ctx.client, &ctx.namespace)
+                .delete(
+                    names::CONTROLLER_DEPLOYMENT,
+                    &kube::api::DeleteParams::background(),
+                )
+                .await
+            {
+                Ok(_) => ctx.metrics.write("delete", "Deployment"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => tracing::warn!(error = %e, "failed to stop the controller first"),
+            }
+        }
+        return Err(Error::Waiting(format!(
+            "waiting for {controller_pods} controller pod(s) to stop and release their Lease"
+        )));
+    }
     let managed = spec::validate(cr).map_or_else(
         |_| {
             cr.annotations()

@@ -372,8 +372,42 @@ async fn deleting_the_resource_removes_the_cluster_scoped_objects_and_drops_the_
             },
         ),
     ];
-    let (result, _) = scenario(&cr, installed(&cr), calls, true).await;
+    // The controller has stopped already (see the next scenario).
+    let mut stopped = installed(&cr);
+    stopped.pods.retain(|p| p.name_any().starts_with("speaker"));
+    let (result, _) = scenario(&cr, stopped, calls, true).await;
     assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn deleting_the_resource_first_stops_the_controller_and_keeps_the_finalizer_until_it_is_gone()
+{
+    let mut cr = metallb(json!({}));
+    cr.metadata.deletion_timestamp = Some(Time(now()));
+    let calls = vec![call(
+        "DELETE /apis/apps/v1/namespaces/metallb-system/deployments/controller?",
+        |body: &Value| {
+            assert_eq!(body["propagationPolicy"], "Background");
+            (
+                StatusCode::OK,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            )
+        },
+    )];
+    let (result, _) = scenario(&cr, installed(&cr), calls, true).await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "finalizer: failed to clean up object: waiting for 1 controller pod(s) to stop and release their Lease"
+    );
+    // Its Deployment is being deleted: nothing more to send while the pod stops.
+    let mut stopping = installed(&cr);
+    stopping
+        .owned
+        .get_mut(&("Deployment".into(), "controller".into()))
+        .unwrap()["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+    let (result, _) = scenario(&cr, stopping, vec![], true).await;
+    assert!(result.is_err());
 }
 
 #[tokio::test]

@@ -41,8 +41,8 @@ pub fn this_version() -> Version {
     crate::version::operator()
 }
 
-/// A version one patch release older than this build, as a label (`v0.1.0` → `v0.0.9`-like:
-/// same major, previous minor when there is one).
+/// An older release the skew policy lets this build upgrade from: the previous minor version
+/// (patch 3) when there is one (0.1.0 → 0.0.3), else 0.0.0.
 pub fn older() -> Version {
     let v = this_version();
     if v.minor > 0 {

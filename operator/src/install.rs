@@ -22,6 +22,12 @@ pub fn semver() -> &'static str {
     images::VERSION.trim_start_matches('v')
 }
 
+/// The CSV's `olm.skipRange`: from the start of the previous minor version to this one.
+pub fn skip_range() -> String {
+    let this = crate::version::operator();
+    format!(">={} <{this}", crate::version::oldest_direct_upgrade(&this))
+}
+
 fn labels() -> Value {
     json!({
         "app.kubernetes.io/name": OPERATOR_NAME,
@@ -38,8 +44,32 @@ const ALL: &[&str] = &[
     "get", "list", "watch", "create", "update", "patch", "delete",
 ];
 
+/// Where the operator is installed from: its permissions differ in one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installer {
+    /// `kubectl apply -k manifests/operator`: the namespace is known when the manifests are
+    /// generated, so the operator may label only that one for Pod Security.
+    Kustomize,
+    /// OLM: the install namespace is chosen at install time, and a ClusterServiceVersion cannot
+    /// name it in a rule, so the operator may patch namespaces (it patches only its own, and
+    /// only the three Pod Security labels, with a field manager of their own).
+    Olm,
+}
+
 /// Rules of the operator's ClusterRole (cluster-wide) and Role (its namespace).
-pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
+pub fn operator_rules(namespace: &str, installer: Installer) -> (Vec<Value>, Vec<Value>) {
+    let crds = crd::all();
+    let crd_names: Vec<String> = crds
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .collect();
+    let plurals: Vec<String> = crds.iter().map(|c| c.spec.names.plural.clone()).collect();
+    let namespace_patch = match installer {
+        Installer::Kustomize => {
+            json!({ "apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace], "verbs": ["patch", "update"] })
+        }
+        Installer::Olm => rule(&[""], &["namespaces"], &["patch", "update"]),
+    };
     let mut cluster = vec![
         rule(
             &["metallb.io"],
@@ -63,8 +93,13 @@ pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
             ALL,
         ),
         rule(&[""], &["namespaces"], &["get", "list", "watch"]),
-        json!({ "apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace], "verbs": ["patch", "update"] }),
+        namespace_patch,
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+        // The CRD step: this release's CRDs are checked, and objects stored in an older version
+        // are rewritten in the storage version (every namespace), then storedVersions trimmed.
+        json!({ "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "resourceNames": crd_names, "verbs": ["get"] }),
+        json!({ "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions/status"], "resourceNames": crd_names, "verbs": ["patch"] }),
+        json!({ "apiGroups": ["metallb.io"], "resources": plurals, "verbs": ["list", "update"] }),
     ];
     let mut local = vec![
         rule(
@@ -72,13 +107,16 @@ pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
             &["serviceaccounts", "configmaps", "secrets", "services"],
             ALL,
         ),
+        // The versions the components run, and why a pod is not ready.
+        rule(&[""], &["pods"], &["get", "list", "watch"]),
         rule(&["apps"], &["deployments", "daemonsets"], ALL),
         rule(
             &["rbac.authorization.k8s.io"],
             &["roles", "rolebindings"],
             ALL,
         ),
-        // The legacy ConfigMap migration creates the converted configuration.
+        // The legacy ConfigMap migration creates the converted configuration; the controller
+        // step sends an L2Advertisement to the webhooks as a dry run.
         rule(
             &["metallb.io"],
             &[
@@ -183,7 +221,7 @@ pub fn kustomize_files(
     namespace: &str,
     images: &InstallImages,
 ) -> BTreeMap<&'static str, Vec<Value>> {
-    let (cluster_rules, local_rules) = operator_rules(namespace);
+    let (cluster_rules, local_rules) = operator_rules(namespace, Installer::Kustomize);
     let meta = |name: &str, ns: Option<&str>| {
         let mut m = json!({ "name": name, "labels": labels() });
         if let Some(ns) = ns {
@@ -298,7 +336,7 @@ pub fn bundle_crds()
 /// The ClusterServiceVersion.
 pub fn csv(namespace: &str, images: &InstallImages) -> Value {
     let release = &images.release;
-    let (cluster_rules, local_rules) = operator_rules(namespace);
+    let (cluster_rules, local_rules) = operator_rules(namespace, Installer::Olm);
     let examples = json!([
         { "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": { "name": "metallb", "namespace": namespace } },
         { "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": { "name": "lan", "namespace": namespace },
@@ -319,8 +357,10 @@ pub fn csv(namespace: &str, images: &InstallImages) -> Value {
                 "description": "Load balancer for bare-metal Kubernetes, compatible with MetalLB's API.",
                 "operatorframework.io/suggested-namespace": namespace,
                 "operators.operatorframework.io/builder": "metallb-operator generate",
-                // Upgrades: any earlier release of this package can be replaced by this one.
-                "olm.skipRange": format!(">=0.0.0 <{}", semver()),
+                // Upgrades: OLM may go straight to this release from any release of the previous
+                // minor version or later, the jumps the operator's skew policy allows
+                // (docs/operator.md, "Upgrading").
+                "olm.skipRange": skip_range(),
             },
             "labels": {
                 "operatorframework.io/arch.amd64": "supported",
@@ -383,7 +423,7 @@ mod tests {
     #[test]
     fn the_operator_holds_every_permission_it_grants() {
         // RBAC escalation prevention: the operator may only create roles whose rules it holds.
-        let (cluster, local) = operator_rules("lb");
+        let (cluster, local) = operator_rules("lb", Installer::Kustomize);
         for backend in ["native", "frr"] {
             let cr: MetalLB = serde_json::from_value(json!({
                 "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": {"name": "metallb"},
@@ -419,7 +459,28 @@ mod tests {
         assert_eq!(
             namespace_patch["resourceNames"],
             json!(["lb"]),
-            "the operator labels only its own namespace"
+            "installed with kustomize, the operator may label only its own namespace"
+        );
+        let (olm, _) = operator_rules("lb", Installer::Olm);
+        let namespace_patch = olm
+            .iter()
+            .find(|r| {
+                r["resources"] == json!(["namespaces"]) && r["verbs"] == json!(["patch", "update"])
+            })
+            .unwrap();
+        assert_eq!(
+            namespace_patch.get("resourceNames"),
+            None,
+            "installed by OLM into a namespace chosen at install time, it may patch namespaces"
+        );
+    }
+
+    #[test]
+    fn olm_skips_straight_to_this_release_only_from_the_previous_minor() {
+        let v = crate::version::operator();
+        assert_eq!(
+            skip_range(),
+            format!(">={}.{}.0 <{v}", v.major, v.minor.saturating_sub(1))
         );
     }
 

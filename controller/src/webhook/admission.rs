@@ -407,11 +407,7 @@ mod tests {
         );
         assert!(!v.allowed);
         assert_eq!(v.warnings, vec![DISABLE_MP_WARNING.to_string()]);
-        assert!(
-            v.message.contains("BGPPeer/p: spec.vrf"),
-            "{}",
-            v.message
-        );
+        assert!(v.message.contains("BGPPeer/p: spec.vrf"), "{}", v.message);
         let frr = review(
             Kind::BGPPeer,
             Operation::Create,

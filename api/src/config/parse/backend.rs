@@ -9,10 +9,10 @@
 //! is refused when that peer is fixed.) Peers are compared by parsed values (addresses, VRF),
 //! not by their spelling.
 
-use std::collections::BTreeSet;
 use super::{BFD, Cx, NodeLabels, PEER, Validated, selected_nodes};
 use crate::config::BgpBackend;
 use crate::config::types::*;
+use std::collections::BTreeSet;
 
 pub(super) fn check(cx: &mut Cx, v: &Validated, nodes: &NodeLabels, backend: BgpBackend) {
     match backend {

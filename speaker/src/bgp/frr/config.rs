@@ -52,11 +52,22 @@ pub const ALLOWED_V6_ENTRY: u32 = 65535;
 /// What the file needs besides the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// `hostname`: the node's name.
+    /// `hostname`: the system's host name, which FRR's daemons show whatever the file says
+    /// (a `hostname` line that differs is changed again at every reload); see [`hostname`].
     pub hostname: String,
     /// FRR's level for `log stdout`: `debugging`, `informational`, `warnings`, `errors`,
     /// `emergencies` (see [`log_level`]). `debugging` also turns on BGP and BFD debug logs.
     pub log_level: String,
+}
+
+/// The host name FRR's daemons report: the kernel's (the pod shares the node's with
+/// `hostNetwork`), else `fallback` (the node's name).
+pub fn hostname(fallback: &str) -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && !h.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 /// FRR's `log stdout` level for the speaker's `--log-level` (the operator maps it the same
@@ -550,7 +561,9 @@ impl Setting {
     fn statement(&self) -> String {
         match self {
             Self::LocalPref(lp) => format!("set local-preference {lp}"),
-            Self::Community(c @ Community::Standard(..)) => format!("set community {c} additive"),
+            Self::Community(c @ Community::Standard(..)) => {
+                format!("set community {} additive", frr_community(c))
+            }
             Self::Community(c @ Community::Large(..)) => {
                 format!("set large-community {c} additive")
             }
@@ -563,6 +576,30 @@ impl Setting {
             ),
             Self::Med(med) => format!("set metric {med}"),
         }
+    }
+}
+
+/// A standard community as FRR prints it: the well-known ones by name (RFC 1997, RFC 8326,
+/// RFC 9494 and IANA's list), others as `AS:value`. Written as FRR prints it, the route-map does
+/// not differ from the running one at every reload.
+fn frr_community(c: &Community) -> String {
+    match c.standard_value() {
+        Some(0) => "internet".into(),
+        Some(0xFFFF_0000) => "graceful-shutdown".into(),
+        Some(0xFFFF_0001) => "accept-own".into(),
+        Some(0xFFFF_0002) => "route-filter-translated-v4".into(),
+        Some(0xFFFF_0003) => "route-filter-v4".into(),
+        Some(0xFFFF_0004) => "route-filter-translated-v6".into(),
+        Some(0xFFFF_0005) => "route-filter-v6".into(),
+        Some(0xFFFF_0006) => "llgr-stale".into(),
+        Some(0xFFFF_0007) => "no-llgr".into(),
+        Some(0xFFFF_0008) => "accept-own-nexthop".into(),
+        Some(0xFFFF_029A) => "blackhole".into(),
+        Some(0xFFFF_FF01) => "no-export".into(),
+        Some(0xFFFF_FF02) => "no-advertise".into(),
+        Some(0xFFFF_FF03) => "local-AS".into(),
+        Some(0xFFFF_FF04) => "no-peer".into(),
+        _ => c.to_string(),
     }
 }
 

@@ -177,7 +177,12 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     // The FRR backend (METALLB_BGP_TYPE=frr) configures FRR instead; `native` is MetalLB's
     // default when the variable is unset.
     let mut native = match backend {
-        None | Some(BgpBackend::Native) => Some(Native::new(&node, seed(), metrics.bgp.clone())),
+        None | Some(BgpBackend::Native) => Some(Native::new(
+            &node,
+            seed(),
+            metrics.bgp.clone(),
+            metrics.bfd.clone(),
+        )),
         Some(BgpBackend::Frr) => None,
     };
     let mut frr = (backend == Some(BgpBackend::Frr))

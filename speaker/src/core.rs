@@ -243,11 +243,27 @@ impl Core {
                 advertise::Outcome::NotAdvertised(reason) => {
                     if before != Some(outcome) {
                         // Most Services are not for BGP at all: a reason is news only for one
-                        // that was advertised, or that has a BGP advertisement at all.
-                        if matches!(before, Some(advertise::Outcome::Advertised { .. })) {
-                            tracing::info!(service = %key, %reason, "stopped advertising over BGP");
+                        // that was advertised, or whose pool has an advertisement for this node
+                        // (the reason is then the one place that says why it is not).
+                        let stopped = matches!(before, Some(advertise::Outcome::Advertised { .. }));
+                        let message = if stopped {
+                            "stopped advertising over BGP"
                         } else {
-                            tracing::debug!(service = %key, %reason, "not advertised over BGP");
+                            "not advertised over BGP"
+                        };
+                        match reason.severity() {
+                            advertise::Severity::Warning => {
+                                tracing::warn!(service = %key, node, %reason, "{message}")
+                            }
+                            advertise::Severity::Info => {
+                                tracing::info!(service = %key, node, %reason, "{message}")
+                            }
+                            advertise::Severity::Quiet if stopped => {
+                                tracing::info!(service = %key, node, %reason, "{message}")
+                            }
+                            advertise::Severity::Quiet => {
+                                tracing::debug!(service = %key, node, %reason, "{message}")
+                            }
                         }
                     }
                 }

@@ -34,7 +34,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use metallb_api::config::{BgpAdvertisement, Config, Peer, Pool};
+use metallb_api::config::{BfdProfile, BgpAdvertisement, Config, Peer, Pool};
 use metallb_api::constants::labels::EXCLUDE_FROM_EXTERNAL_LB;
 
 use crate::announce::{Node, Service, ServiceKey};
@@ -135,6 +135,12 @@ pub struct Decision {
     /// Per session (BGPPeer name), every prefix with its attributes.
     pub routes: BTreeMap<String, BTreeMap<IpNet, Route>>,
     pub services: BTreeMap<ServiceKey, Outcome>,
+    /// Every BFDProfile, by name: the FRR backend renders them all (as MetalLB does), the
+    /// native one runs those its sessions name.
+    pub bfd_profiles: BTreeMap<String, BfdProfile>,
+    /// The `bgpextras` text, appended to the FRR configuration (refused with the native
+    /// backend).
+    pub extras: String,
 }
 
 impl Decision {
@@ -147,7 +153,11 @@ impl Decision {
 
 /// Decides what this node advertises (see the module documentation for the rules).
 pub fn decide(inputs: &Inputs) -> Decision {
-    let mut decision = Decision::default();
+    let mut decision = Decision {
+        bfd_profiles: inputs.config.bfd_profiles.clone(),
+        extras: inputs.config.bgp_extras.clone(),
+        ..Decision::default()
+    };
     let Some(node) = inputs.node else {
         return decision;
     };

@@ -194,6 +194,8 @@ impl PeerConfig {
 pub enum Command {
     /// The routes the peer should have (all of them, each time).
     SetRoutes(BTreeMap<IpNet, Route>),
+    /// BFD: the path to the peer went down (tear the session down) or came back (retry now).
+    Bfd { up: bool },
     /// End the session; the task returns once the connection is closed.
     Stop(StopMode),
 }
@@ -443,6 +445,8 @@ pub async fn run<C: Connector>(
             command = commands.recv(), if !stopping => {
                 let event = match command {
                     Some(Command::SetRoutes(routes)) => Event::SetRoutes(routes),
+                    Some(Command::Bfd { up: true }) => Event::BfdUp,
+                    Some(Command::Bfd { up: false }) => Event::BfdDown,
                     Some(Command::Stop(mode)) => {
                         stopping = true;
                         Event::Stop(mode)

@@ -117,6 +117,10 @@ pub enum Event<'a> {
     Timer,
     /// The routes the peer should have from us from now on.
     SetRoutes(BTreeMap<IpNet, Route>),
+    /// BFD says the path to the peer failed (RFC 5882 §4.3: tear the session down).
+    BfdDown,
+    /// BFD says the path works again: a session waiting for its next attempt tries now.
+    BfdUp,
 }
 
 /// What the driver must do, in order.
@@ -388,6 +392,30 @@ impl Session {
             },
             Event::Received(bytes) => self.received(bytes, now, &mut out),
             Event::Timer => self.timers(now, &mut out),
+            Event::BfdDown => {
+                if matches!(
+                    self.state,
+                    State::OpenSent | State::OpenConfirm | State::Established
+                ) {
+                    // RFC 9384: Cease / BFD Down. The path is gone, so the NOTIFICATION
+                    // rarely arrives; the close is what counts.
+                    let n = Notification::new(code::CEASE, code::cease::BFD_DOWN, Vec::new());
+                    self.fail(
+                        Reason::NotificationSent {
+                            notification: n.clone(),
+                            cause: "BFD detected the path to the peer down".into(),
+                        },
+                        Some(n),
+                        now,
+                        &mut out,
+                    );
+                }
+            }
+            Event::BfdUp => {
+                if self.state == State::Active {
+                    self.connect(now, &mut out);
+                }
+            }
             Event::SetRoutes(routes) => {
                 self.desired = routes;
                 if self.state == State::Established {

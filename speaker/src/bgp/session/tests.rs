@@ -1646,3 +1646,54 @@ fn families_follow_dual_stack_and_disable_mp() {
     );
     let _ = Ipv6Addr::LOCALHOST;
 }
+
+// BFD (RFC 5882).
+
+#[test]
+fn bfd_down_tears_an_established_session_down_with_cease_bfd_down() {
+    let mut h = Harness::new(config());
+    h.establish(peer_open());
+    h.at(secs(5));
+    assert_eq!(
+        h.event(Event::BfdDown),
+        vec![
+            Out::Send(notification(6, 10)),
+            Out::Close,
+            Out::Down(
+                "BFD detected the path to the peer down: sent NOTIFICATION 6/10 Cease / BFD Down"
+                    .into(),
+                true
+            ),
+        ]
+    );
+    assert_eq!(h.session.state(), State::Active);
+    assert_eq!(h.session.counters().notifications_sent, 1);
+    // The next attempt follows the usual back-off.
+    assert_eq!(h.run_until(secs(6)), vec![(secs(6), Out::Connect)]);
+}
+
+#[test]
+fn bfd_down_leaves_a_session_that_is_not_connected_alone() {
+    let mut h = Harness::new(config());
+    h.event(Event::Start);
+    assert_eq!(h.event(Event::BfdDown), vec![]);
+    assert_eq!(h.session.state(), State::Connect);
+}
+
+#[test]
+fn bfd_up_makes_a_session_waiting_for_its_retry_connect_at_once() {
+    let mut h = Harness::new(config());
+    h.event(Event::Start);
+    for _ in 0..5 {
+        h.event(Event::ConnectFailed("network is unreachable".into()));
+        let next = h.session.next_deadline().unwrap();
+        h.now = next;
+        h.event(Event::Timer);
+    }
+    h.event(Event::ConnectFailed("network is unreachable".into()));
+    assert!(h.session.next_deadline().unwrap() - h.now >= secs(30));
+    assert_eq!(h.event(Event::BfdUp), vec![Out::Connect]);
+    assert_eq!(h.session.state(), State::Connect);
+    // Up again while connected or established changes nothing.
+    assert_eq!(h.event(Event::BfdUp), vec![]);
+}

@@ -27,6 +27,8 @@ step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warning
 step "unused dependencies" cargo machete
 step "unit tests" cargo test --workspace --quiet
 step "generated files" hack/verify.sh
+# verify.sh's OLM validation really fails: broken copies of the bundle must be refused.
+step "OLM validation refuses broken bundles" hack/verify-bundle_test.sh
 # The images step starts the local registry unless it runs; then it is stopped when this script
 # ends, whatever the outcome.
 if ! hack/registry.sh status >/dev/null 2>&1; then

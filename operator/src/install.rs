@@ -146,6 +146,12 @@ pub fn deployment_spec(images: &InstallImages) -> Value {
     let release = &images.release;
     json!({
         "replicas": 1,
+        // The old operator stops before the new one starts. The default rolling update runs both
+        // for a while, and the old one would keep applying its release's templates while the new
+        // one upgrades the components: the controller's Deployment flipping between versions.
+        // The operator holds no Lease; one replica, replaced with a gap, is simplest (nothing
+        // breaks while no operator runs: the components keep running).
+        "strategy": { "type": "Recreate" },
         "selector": { "matchLabels": { "app.kubernetes.io/name": OPERATOR_NAME } },
         "template": {
             "metadata": { "labels": labels() },
@@ -544,6 +550,20 @@ mod tests {
                 { "name": "frr", "image": "quay.io/frrouting/frr:10.5.3" },
             ])
         );
+    }
+
+    #[test]
+    fn an_upgrade_stops_the_old_operator_before_the_new_one_starts() {
+        let images = InstallImages::release();
+        let csv = csv("metallb-system", &images);
+        let files = kustomize_files("metallb-system", &images);
+        for spec in [
+            &csv["spec"]["install"]["spec"]["deployments"][0]["spec"],
+            &files["deployment.yaml"][0]["spec"],
+        ] {
+            assert_eq!(spec["strategy"], json!({ "type": "Recreate" }));
+            assert_eq!(spec["replicas"], 1);
+        }
     }
 
     #[test]

@@ -14,6 +14,11 @@
 #                                Services), COUNT=1000 Services advertised at once, the speakers'
 #                                RSS with 2 sessions and COUNT prefixes (debug in the cluster, then
 #                                a release build in node-1's place)
+#   hack/bench.sh upgrade        on the local cluster: the previous release (hack/previous-release)
+#                                upgraded to this one (VIA=olm, on a cluster brought up with
+#                                MLB_INSTALL=olm, or VIA=kustomize), TRIALS=3, under the L2 probe:
+#                                time from the new release available to every component upgraded,
+#                                per step, failed requests (goal 0)
 # Add a benchmark: a function bench_<name> and a line in the case below.
 set -euo pipefail
 
@@ -81,10 +86,24 @@ bench_bgp() {
 	python3 "$root/hack/bench/bgp.py" "$@"
 }
 
+bench_upgrade() {
+	local kubeconfig="$root/.local/kubeconfig"
+	if [[ ! -f "$kubeconfig" ]]; then
+		echo "upgrade needs the local cluster: run hack/local-up.sh (MLB_INSTALL=olm for VIA=olm)" >&2
+		exit 1
+	fi
+	machine
+	python3 "$root/hack/bench/upgrade.py" "$@"
+}
+
 case "${1:-}" in
 bgp)
 	shift
 	bench_bgp "$@"
+	;;
+upgrade)
+	shift
+	bench_upgrade "$@"
 	;;
 operator)
 	shift
@@ -99,7 +118,7 @@ controller)
 	bench_controller "$@"
 	;;
 *)
-	echo "usage: $0 controller|l2-failover|operator|bgp [args]" >&2
+	echo "usage: $0 controller|l2-failover|operator|bgp|upgrade [args]" >&2
 	exit 2
 	;;
 esac

@@ -2,8 +2,9 @@
 # Installs what the local cluster and the images need and builds it; idempotent and quick when
 # nothing is missing. Debian packages are installed only if missing (one `apt-get update` then),
 # then the Rust targets of the images (rustup), the image tools (hack/build-tools.sh: crane, the
-# registry, cosign, opm), the control plane (hack/build-testcluster.sh, when present) and the
-# workspace binaries (the images of pods map to them: see e2e/src/images.rs) are built.
+# registry, cosign, opm), OLM and its validators (hack/build-olm.sh), the control plane
+# (hack/build-testcluster.sh, when present) and the workspace binaries (the images of pods map
+# to them: see e2e/src/images.rs) are built.
 # Run as root (or with sudo available); works on a fresh machine with CI=true.
 set -euo pipefail
 
@@ -25,6 +26,7 @@ packages=(
 	psmisc
 	ethtool
 	jq
+	python3-yaml   # hack/verify-bundle_test.sh edits copies of the bundle's CSV
 	# The images (hack/images.sh): static musl binaries for linux/amd64 and linux/arm64. ring and
 	# psm compile C and assembly: musl-gcc for x86_64, the aarch64 cross compiler (which also
 	# links) for aarch64; binutils' readelf checks the result.
@@ -68,6 +70,8 @@ else
 fi
 
 "$root/hack/build-tools.sh"
+# OLM v0 (the local cluster's MLB_INSTALL=olm) and OLM's bundle validators (hack/verify.sh).
+"$root/hack/build-olm.sh"
 
 if [[ -x "$root/hack/build-testcluster.sh" ]]; then
 	"$root/hack/build-testcluster.sh"

@@ -22,6 +22,7 @@ pub mod echo;
 pub mod frr;
 pub mod harness;
 pub mod images;
+pub mod l2probe;
 pub mod paths;
 pub mod proxy;
 pub mod testbed;

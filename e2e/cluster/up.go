@@ -351,6 +351,8 @@ func (s *supervisor) start(ctx context.Context) (string, error) {
 		// without serverTLSBootstrap.
 		"--kubelet-client-certificate="+filepath.Join(pki, "apiserver-kubelet-client.crt"),
 		"--kubelet-client-key="+filepath.Join(pki, "apiserver-kubelet-client.key"),
+		// Nodes have no DNS names: reach each kubelet at its InternalIP.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--authorization-mode=Node,RBAC",
 		// The default plugins (PodSecurity among them) stay on; NodeRestriction
 		// is added as kubeadm does, so node identities are limited to their

@@ -256,6 +256,9 @@ protectKernelDefaults: true
 # Lowering its own oom_score_adj needs CAP_SYS_RESOURCE, which the machine does not give.
 oomScoreAdj: 0
 serializeImagePulls: false
+# Pods are synced (and Secret and ConfigMap volumes refreshed) every 10 s instead of every
+# minute: tests wait for updates.
+syncFrequency: 10s
 # The machine's disk and memory are shared and not the node's: no image garbage
 # collection, and evictions only when nothing is left.
 imageGCHighThresholdPercent: 100

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the local cluster needs and builds it; idempotent and quick when nothing is
-# missing. Debian packages are installed only if missing (one `apt-get update` then), then
-# the control plane (hack/build-testcluster.sh, when present) and the workspace binaries
-# (the images of pods map to them: see e2e/src/images.rs) are built.
+# Installs what the local cluster and the images need and builds it; idempotent and quick when
+# nothing is missing. Debian packages are installed only if missing (one `apt-get update` then),
+# then the Rust targets of the images (rustup), the image tools (hack/build-tools.sh: crane, the
+# registry, cosign, opm), the control plane (hack/build-testcluster.sh, when present) and the
+# workspace binaries (the images of pods map to them: see e2e/src/images.rs) are built.
 # Run as root (or with sudo available); works on a fresh machine with CI=true.
 set -euo pipefail
 
@@ -24,6 +25,13 @@ packages=(
 	psmisc
 	ethtool
 	jq
+	# The images (hack/images.sh): static musl binaries for linux/amd64 and linux/arm64. ring and
+	# psm compile C and assembly: musl-gcc for x86_64, the aarch64 cross compiler (which also
+	# links) for aarch64; binutils' readelf checks the result.
+	musl-tools
+	gcc-aarch64-linux-gnu
+	libc6-dev-arm64-cross
+	binutils
 )
 
 sudo=()
@@ -44,6 +52,22 @@ if ((${#missing[@]} > 0)); then
 else
 	echo "install-deps: Debian packages present"
 fi
+
+# The Rust standard libraries of the image targets.
+rust_targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+installed_targets="$(rustup target list --installed)"
+missing=()
+for target in "${rust_targets[@]}"; do
+	grep -qx "$target" <<<"$installed_targets" || missing+=("$target")
+done
+if ((${#missing[@]} > 0)); then
+	echo "install-deps: rustup target add ${missing[*]}"
+	rustup target add "${missing[@]}"
+else
+	echo "install-deps: Rust targets present (${rust_targets[*]})"
+fi
+
+"$root/hack/build-tools.sh"
 
 if [[ -x "$root/hack/build-testcluster.sh" ]]; then
 	"$root/hack/build-testcluster.sh"

@@ -2,7 +2,8 @@
 # The end-to-end suite: brings the local cluster up (hack/local-up.sh), runs every ignored
 # (end-to-end) test of the metallb-e2e crate one at a time, tears the cluster down
 # (also when tests fail or the script is interrupted), and checks that nothing is left:
-# no mlb-* network namespace or link, no testbed, control-plane, workspace or FRR process.
+# no mlb-* network namespace, link or cgroup, no mount below .local, no testbed,
+# control-plane, node (containerd, shim, kubelet, kube-proxy), container or FRR process.
 # Extra arguments go to the test binaries (e.g. a test name filter).
 set -euo pipefail
 
@@ -35,11 +36,19 @@ done < <(ip netns list 2>/dev/null)
 while read -r link; do
 	leftovers+=("link $link")
 done < <(ip -o link show | awk -F': ' '{ print $2 }' | cut -d@ -f1 | grep '^mlb-' || true)
+for cgroup in /sys/fs/cgroup/*/mlb-*; do
+	[[ -d "$cgroup" ]] && leftovers+=("cgroup $cgroup")
+done
+while read -r mountpoint; do
+	leftovers+=("mount $mountpoint")
+done < <(awk -v root="$root/.local/" 'index($5, root) == 1 { print $5 }' /proc/self/mountinfo)
 ours=(
 	"$target/debug/mlb-testbed"
 	"$target/debug/metallb-controller"
 	"$target/debug/metallb-speaker"
 	"$target/debug/metallb-operator"
+	"$root/.local/bin/containerd"
+	"$root/.local/bin/containerd-shim-runc-v2"
 )
 for proc in /proc/[0-9]*; do
 	exe="$(readlink "$proc/exe" 2>/dev/null || true)"
@@ -50,8 +59,13 @@ for proc in /proc/[0-9]*; do
 			leftovers+=("process ${proc#/proc/} ($exe)")
 		fi
 	done
-	if [[ "$exe" == "$root/.local/bin/testcluster" ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q "$root/.local/cluster"; then
+	# The control plane, and the nodes' kubelets and kube-proxies (same binary).
+	if [[ "$exe" == "$root/.local/bin/testcluster" ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qE "$root/.local/(cluster|nodes)"; then
 		leftovers+=("process ${proc#/proc/} ($exe)")
+	fi
+	# Container processes of the nodes: every pod's cgroup is below /mlb-node-N.
+	if grep -q ':/mlb-node-' "$proc/cgroup" 2>/dev/null; then
+		leftovers+=("process ${proc#/proc/} ($exe, in a node's cgroup)")
 	fi
 	if [[ "$exe" == /usr/lib/frr/* ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qE "$root/.local|/run/mlb-testbed"; then
 		leftovers+=("process ${proc#/proc/} ($exe)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test images of the local cluster and pushes them to the local registry
-# (MLB_REGISTRY, default 127.0.0.1:5000; hack/registry.sh starts it):
+# (hack/registry.sh starts it; LOCAL_REGISTRY_ADDRESS and LOCAL_REGISTRY_PORT as there):
 #   echo:latest   mlb-echo (e2e/echo), the echo server tests and the demo deploy as
 #                 localhost/echo:latest; one static binary, user 65532
 #   pause:3.10    the pod sandbox every node's containerd pins as registry.k8s.io/pause:3.10
@@ -15,7 +15,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-registry="${MLB_REGISTRY:-127.0.0.1:5000}"
+address="${LOCAL_REGISTRY_ADDRESS:-127.0.0.1}"
+[[ "$address" == *:* ]] && address="[$address]"
+registry="$address:${LOCAL_REGISTRY_PORT:-5000}"
 crane="$root/.local/bin/crane"
 target="${CARGO_TARGET_DIR:-$root/target}"
 work="$root/.local/test-images"

@@ -40,7 +40,7 @@ pub enum TestbedError {
     #[error("{program} not found: run hack/install-deps.sh")]
     MissingTool { program: String },
     #[error(
-        "the local registry does not answer at {0} (MLB_REGISTRY): run hack/registry.sh start and hack/test-images.sh"
+        "the local registry does not answer at {0} (LOCAL_REGISTRY_ADDRESS, LOCAL_REGISTRY_PORT): run hack/registry.sh start and hack/test-images.sh"
     )]
     NoRegistry(String),
     #[error("--nodes must be between 1 and {max}, not {0}", max = topology::MAX_NODES)]
@@ -206,9 +206,17 @@ pub struct UpOptions {
     pub registry: String,
 }
 
-/// The local registry's address on the machine, `MLB_REGISTRY` or `127.0.0.1:5000`.
+/// The local registry's address on the machine, as `hack/registry.sh` chooses it:
+/// `LOCAL_REGISTRY_ADDRESS` (default 127.0.0.1) and `LOCAL_REGISTRY_PORT` (default 5000).
 pub fn registry_address() -> String {
-    std::env::var("MLB_REGISTRY").unwrap_or_else(|_| format!("127.0.0.1:{REGISTRY_PORT}"))
+    let address =
+        std::env::var("LOCAL_REGISTRY_ADDRESS").unwrap_or_else(|_| "127.0.0.1".to_string());
+    let port = std::env::var("LOCAL_REGISTRY_PORT").unwrap_or_else(|_| REGISTRY_PORT.to_string());
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
 }
 
 /// Programs a node needs, from the machine (Debian packages) or `.local/bin`.

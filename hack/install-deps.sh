@@ -78,5 +78,18 @@ fi
 "$root/hack/build-testcluster.sh"
 "$root/hack/build-node-runtime.sh"
 
+# --- cargo-machete (begin): the unused-dependency check of hack/test.sh, at a pinned version.
+# It reads Cargo.toml files and sources as text, so a dependency used only through a macro or a
+# feature can look unused: such a true false positive goes, with the reason in a comment, into
+# `[package.metadata.cargo-machete] ignored = [...]` of that crate's Cargo.toml.
+machete_version=0.9.2
+if [[ "$(cargo machete --version 2>/dev/null)" != "$machete_version" ]]; then
+	echo "install-deps: cargo install cargo-machete $machete_version"
+	cargo install --quiet --locked cargo-machete --version "$machete_version"
+else
+	echo "install-deps: cargo-machete $machete_version present"
+fi
+# --- cargo-machete (end)
+
 echo "install-deps: cargo build --workspace --bins"
 cargo build --quiet --workspace --bins

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Fails when a generated file is stale: regenerates everything into a temporary tree and compares
 # it with the repository. Fix with hack/generate.sh.
+# Then checks that the operator's kustomize base, the OLM bundle and the operator's own defaults
+# name the same images (docs/release.md: the committed files name tags; hack/images.sh makes a
+# rendering by digest).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp="$(mktemp -d)"
@@ -17,3 +20,5 @@ if [[ $status -ne 0 ]]; then
   exit 1
 fi
 echo "generated files are up to date"
+
+"$root/hack/check-image-refs.sh" "$root" "$root/target/debug/metallb-operator"

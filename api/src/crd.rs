@@ -143,6 +143,44 @@ fn cel(schema: &mut Value, path: &str, rule: &str, message: &str) {
         .push(json!({ "rule": rule, "message": message }));
 }
 
+/// A CEL rule whose message names the field it is about (`fieldPath`, relative to the node at
+/// `path`) and shows its value: `messageExpression` is `message`, a colon, then `detail` with its
+/// `%s`/`%d` filled from the CEL list `args`. The API server falls back to `message` alone if the
+/// expression fails.
+///
+/// `format` rather than `+`: the API server estimates `'a' + string(self.n)` as unbounded (it
+/// does not know how long a number's text is) and refuses the CRD, while `'a %d'.format([n])` is
+/// estimated as cheap (checked with the API server's own CRD validation, v1.36).
+fn cel_showing(
+    schema: &mut Value,
+    path: &str,
+    rule: &str,
+    field_path: Option<&str>,
+    message: &str,
+    (detail, args): (&str, &str),
+) {
+    cel(schema, path, rule, message);
+    let node = if path.is_empty() {
+        schema
+    } else {
+        at(schema, path)
+    };
+    let added = node["x-kubernetes-validations"]
+        .as_array_mut()
+        .and_then(|rules| rules.last_mut())
+        .expect("the rule just added");
+    let text = format!("{}: {detail}", message.replace('%', "%%"));
+    added["messageExpression"] = json!(format!("{}.format([{args}])", cel_string(&text)));
+    if let Some(field) = field_path {
+        added["fieldPath"] = json!(field);
+    }
+}
+
+/// `text` as a CEL string literal.
+fn cel_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// `u32` fields: the derived schema says `format: uint32`, which the API server does not know.
 fn uint32(schema: &mut Value, path: &str, min: u64) {
     let node = at(schema, path);
@@ -178,14 +216,26 @@ fn bgp_advertisement(s: &mut Value) {
     set(s, "spec.aggregationLength", "default", json!(32));
     set(s, "spec.aggregationLengthV6", "default", json!(128));
     uint32(s, "spec.localPref", 0);
-    cel(
-        s,
-        "spec",
-        "!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || \
-         ((!has(self.aggregationLength) || self.aggregationLength == 32) && \
-         (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))",
-        "serviceSelectors can only be used when aggregationLength is 32 and aggregationLengthV6 is 128",
-    );
+    // MetalLB's CRD has one rule for both lengths, with the message below for either; its parser
+    // (which this rule pre-empts) says "serviceSelectors and aggregationLengthV6 are mutually
+    // exclusive" for IPv6. One rule per length points at the field that is wrong, and keeps the
+    // text users and MetalLB's own tests search for.
+    for (field, default) in [("aggregationLength", 32), ("aggregationLengthV6", 128)] {
+        cel_showing(
+            s,
+            "spec",
+            &format!(
+                "!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || \
+                 !has(self.{field}) || self.{field} == {default}"
+            ),
+            Some(&format!(".{field}")),
+            &format!(
+                "serviceSelectors and {field} are mutually exclusive, can only be used together \
+                 with default aggregationLength (32) and aggregationLengthV6 (128)"
+            ),
+            (&format!("{field} is %d"), &format!("self.{field}")),
+        );
+    }
 }
 
 fn bfd_profile(s: &mut Value) {
@@ -323,38 +373,60 @@ fn metallb(s: &mut Value) {
         "pattern",
         json!(r"^([a-z0-9A-Z]([\w.\-]*[a-z0-9A-Z])?/)?[a-z0-9A-Z]([\w.\-]*[a-z0-9A-Z])?$"),
     );
-    cel(
+    // MetalLB's operator says "invalid BGP Backend, must be one of native, frr, frr-k8s,
+    // frr-k8s-external"; we keep its beginning and say why the list is shorter.
+    cel_showing(
         s,
         "spec.bgpBackend",
         "self in ['', 'native', 'frr']",
-        "unsupported bgpBackend: supported values are \"native\" (the default) and \"frr\"; MetalLB's frr-k8s modes are not offered by metallb-rs",
+        None,
+        "invalid BGP Backend, must be one of native (the default), frr: MetalLB's frr-k8s modes are not offered by metallb-rs",
+        ("bgpBackend is \"%s\"", "self"),
     );
     // The API server estimates a CEL rule on a list item as if the list and its strings were as
     // long as a request allows: bounded lists and strings keep the estimate within the budget.
-    for list in ["spec.speakerTolerations", "spec.controllerTolerations"] {
+    // The messages are those of MetalLB's operator webhook, which these rules replace.
+    for (list, what) in [
+        ("spec.speakerTolerations", "SpeakerToleration"),
+        ("spec.controllerTolerations", "ControllerToleration"),
+    ] {
         set(s, list, "maxItems", json!(64));
         for field in ["key", "operator", "effect", "value"] {
             set(s, &format!("{list}.[].{field}"), "maxLength", json!(316));
         }
-        cel(
+        cel_showing(
             s,
             &format!("{list}.[]"),
             "!has(self.tolerationSeconds) || self.tolerationSeconds <= 0 || (has(self.effect) && self.effect == 'NoExecute')",
-            "a toleration with tolerationSeconds > 0 must have effect NoExecute",
+            Some(".effect"),
+            &format!("{what} effect must be NoExecute when tolerationSeconds is set"),
+            (
+                "effect is \"%s\" with tolerationSeconds %d",
+                "has(self.effect) ? self.effect : '', self.tolerationSeconds",
+            ),
         );
     }
     // Decision: MetalLB's operator checks the weights of nodeAffinity and podAffinity only; a bad
     // podAntiAffinity weight then fails when the Deployment is applied. We check all three here.
-    for config in ["spec.speakerConfig", "spec.controllerConfig"] {
-        for kind in ["nodeAffinity", "podAffinity", "podAntiAffinity"] {
+    for (config, what) in [
+        ("spec.speakerConfig", "SpeakerConfig"),
+        ("spec.controllerConfig", "ControllerConfig"),
+    ] {
+        for (kind, name) in [
+            ("nodeAffinity", "NodeAffinity"),
+            ("podAffinity", "PodAffinity"),
+            ("podAntiAffinity", "PodAntiAffinity"),
+        ] {
             let list =
                 format!("{config}.affinity.{kind}.preferredDuringSchedulingIgnoredDuringExecution");
             set(s, &list, "maxItems", json!(64));
-            cel(
+            cel_showing(
                 s,
                 &format!("{list}.[]"),
                 "self.weight >= 1 && self.weight <= 100",
-                "weight must be in the range 1-100",
+                Some(".weight"),
+                &format!("{what} {name} set with invalid weight for preferred scheduling term"),
+                ("weight %d is not in the range 1-100", "self.weight"),
             );
         }
     }
@@ -375,11 +447,13 @@ fn metallb(s: &mut Value) {
         "maxLength",
         json!(32),
     );
-    cel(
+    cel_showing(
         s,
         "spec.speakerGratuitousARPInterval",
         "duration(self) == duration('0s') || duration(self) >= duration('1s')",
+        None,
         "speakerGratuitousARPInterval must be 0 or at least 1s",
+        ("not %s", "self"),
     );
 }
 

@@ -126,6 +126,7 @@ macro_rules! object {
 
 pub mod community;
 pub mod config;
+pub mod configstate;
 pub mod constants;
 pub mod conversion;
 pub mod crd;
@@ -135,6 +136,7 @@ pub mod manifest;
 pub mod net;
 pub mod schema;
 pub mod selector;
+pub mod service;
 pub mod v1beta1;
 pub mod v1beta2;
 pub mod validate;

@@ -121,6 +121,7 @@ fn expected_config(legacy: &LegacyConfig) -> Config {
         nodes: BTreeSet::new(),
         peers: vec![],
         service_selectors: vec![],
+        as_path_prepend: vec![],
     };
     let (mut bgp_count, mut l2_count) = (0, 0);
     let mut pools = BTreeMap::new();
@@ -483,21 +484,12 @@ const BAD_INPUTS: &[Bad] = &[
         problems: &["address-pools[0].auto-assign: invalid boolean (line 5, column 16)"],
     },
     Bad {
-        name: "BFD and keepalive with the native backend",
+        name: "BFD with the native backend",
         config: "peers:\n- my-asn: 64500\n  peer-asn: 64501\n  peer-address: 192.0.2.1\n  bfd-profile: b\n  keepalive-time: 10s\nbfd-profiles:\n- name: b\n",
         backend: Some(BgpBackend::Native),
         problems: &[
             "peers[0].bfd-profile: bfdProfile is not supported by the native BGP backend; use bgpBackend: frr",
-            "peers[0].keepalive-time: keepaliveTime is not supported by the native BGP backend; use bgpBackend: frr",
             "bfd-profiles[0].name: BFD profiles are not supported by the native BGP backend; use bgpBackend: frr",
-        ],
-    },
-    Bad {
-        name: "an IPv6 BGP pool with the native backend",
-        config: "address-pools:\n- name: a\n  protocol: bgp\n  addresses: ['2001:db8:0:300::/64']\n",
-        backend: Some(BgpBackend::Native),
-        problems: &[
-            "address-pools[0].addresses[0]: pool \"a\" has ipv6 CIDR 2001:db8:0:300::/64 and is advertised by a BGPAdvertisement: the native BGP backend does not support IPv6; use bgpBackend: frr",
         ],
     },
     Bad {

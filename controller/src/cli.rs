@@ -7,6 +7,7 @@ use clap::{Parser, ValueEnum};
 use metallb_api::config::BgpBackend;
 use metallb_api::constants::{self, names, ports};
 use metallb_api::duration::GoDuration;
+use metallb_runtime::logging;
 
 /// `--webhook-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,38 +27,6 @@ impl WebhookMode {
     pub fn allocation(self) -> bool {
         self != Self::Onlywebhook
     }
-}
-
-/// `--log-level`, MetalLB's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
-    All,
-    Debug,
-    Info,
-    Warn,
-    Error,
-    None,
-}
-
-impl LogLevel {
-    /// The `tracing` filter directive. `debug` is ours only: the HTTP and TLS libraries'
-    /// debug output would drown it.
-    pub fn directive(self) -> &'static str {
-        match self {
-            Self::All => "trace",
-            Self::Debug => "info,metallb_controller=debug,metallb_api=debug",
-            Self::Info => "info",
-            Self::Warn => "warn",
-            Self::Error => "error",
-            Self::None => "off",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
 }
 
 /// `--tls-min-version`, in Go's spelling.
@@ -99,11 +68,11 @@ pub struct Args {
     pub bgp_backend: Option<BgpBackend>,
 
     #[arg(long, value_enum, default_value = "info")]
-    pub log_level: LogLevel,
+    pub log_level: logging::Level,
 
     /// (metallb-rs) json (MetalLB's) or text.
     #[arg(long, value_enum, default_value = "json")]
-    pub log_format: LogFormat,
+    pub log_format: logging::Format,
 
     /// Handle only Services of this loadBalancerClass; empty: Services without a class.
     #[arg(long, default_value = "")]
@@ -176,6 +145,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 impl Args {
+    /// `--lb-class`, with the empty default meaning "Services without a class".
+    pub fn lb_class(&self) -> Option<String> {
+        Some(self.lb_class.clone()).filter(|c| !c.is_empty())
+    }
+
     /// `--namespace`, else the ServiceAccount's namespace, else `metallb-system`.
     pub fn namespace(&self) -> String {
         if let Some(ns) = self.namespace.as_deref().filter(|n| !n.is_empty()) {
@@ -216,7 +190,9 @@ mod tests {
         assert_eq!(args.cert_dir, "/tmp/k8s-webhook-server/serving-certs");
         assert_eq!(args.cert_service_name, "metallb-webhook-service");
         assert_eq!(args.webhook_secret, "metallb-webhook-cert");
-        assert_eq!(args.lb_class, "");
+        assert_eq!(args.lb_class(), None, "Services without a class");
+        assert_eq!(args.log_level, logging::Level::Info);
+        assert_eq!(args.log_format, logging::Format::Json);
         assert_eq!(args.tls_min_version, TlsVersion::Tls13);
         assert_eq!(args.cert_validity, Duration::from_secs(365 * 24 * 3600));
     }
@@ -236,10 +212,10 @@ mod tests {
         assert_eq!(args.cert_validity, Duration::from_secs(90));
         assert_eq!(args.tls_min_version, TlsVersion::Tls12);
         assert_eq!(args.bgp_backend, Some(BgpBackend::Frr));
-        assert_eq!(
-            args.log_level.directive(),
-            "info,metallb_controller=debug,metallb_api=debug"
-        );
+        assert_eq!(args.log_level, logging::Level::Debug);
+        let classed =
+            Args::try_parse_from(["metallb-controller", "--lb-class=example.com/lb"]).unwrap();
+        assert_eq!(classed.lb_class().as_deref(), Some("example.com/lb"));
         let err = Args::try_parse_from(["metallb-controller", "--bgp-backend=frr-k8s"])
             .unwrap_err()
             .to_string();

@@ -14,6 +14,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::PostParams;
 use kube::{Api, Client};
+use metallb_runtime::Shutdown;
 use tokio::sync::watch;
 
 /// Timing of the election.
@@ -99,7 +100,7 @@ pub fn spawn(
     name: &str,
     me: String,
     timing: Timing,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let api: Api<Lease> = Api::namespaced(client, namespace);
@@ -119,7 +120,7 @@ pub fn spawn(
             }
             tokio::select! {
                 _ = tokio::time::sleep(timing.retry_period) => {}
-                _ = shutdown.changed() => {
+                _ = shutdown.wait() => {
                     if *tx.borrow() {
                         let _ = tx.send(false);
                         release(&api, &name, &me).await;

@@ -1,45 +1,20 @@
 //! From a Kubernetes Service to what the allocator needs ([`allocator::Service`]), and back: the
 //! status and annotation a [`Desired`] state means. Pure.
+//!
+//! Reading a Service (which Services are ours, the annotations in either spelling, the sharing
+//! key, the ingress IPs) is `metallb_api::service`'s, the one reader the speaker uses too; this
+//! module keeps what only the allocator needs: the requested IPs, the family policy, the
+//! backend key, the ports, and the patches that write an assignment.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use metallb_api::constants::annotations;
+use metallb_api::service::{annotation, deprecated_name, ingress_ips, local_traffic_policy};
 use serde_json::{Value, json};
 
 use crate::allocator::{self, Assignment, Desired, Event, FamilyPolicy, Port, Requested, reasons};
-
-/// What the controller does with a Service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handling {
-    /// A LoadBalancer Service of our class: allocate.
-    Allocate,
-    /// Not (or no longer) of type LoadBalancer: release and clear, as MetalLB does.
-    Clear,
-    /// Another load balancer's Service (`spec.loadBalancerClass` is not ours): leave it alone.
-    Foreign,
-}
-
-/// Which Services are ours: `--lb-class` empty takes Services without a class, otherwise only
-/// that class (MetalLB's `filterByLoadBalancerClass`).
-pub fn handling(svc: &Service, lb_class: &str) -> Handling {
-    let spec = svc.spec.as_ref();
-    let class = spec.and_then(|s| s.load_balancer_class.as_deref());
-    let ours = match class {
-        None => lb_class.is_empty(),
-        Some(c) => c == lb_class,
-    };
-    let is_lb = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
-    match (is_lb, ours) {
-        (true, true) => Handling::Allocate,
-        (true, false) => Handling::Foreign,
-        // Kubernetes drops the class when the type changes, so a former LoadBalancer of ours
-        // shows up here without one; clearing a non-LoadBalancer that has nothing is a no-op.
-        (false, _) => Handling::Clear,
-    }
-}
 
 /// A Service as the allocator sees it, and the Events its annotations call for.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,43 +24,31 @@ pub struct Described {
     pub deprecations: Vec<Event>,
 }
 
-/// The value of a MetalLB annotation: the `metallb.io/` form if present (even empty), else the
-/// deprecated `metallb.universe.tf/` one. The flag says the deprecated one was used.
-fn annotation<'a>(all: &'a BTreeMap<String, String>, stable: &str) -> (Option<&'a str>, bool) {
-    if let Some(v) = all.get(stable) {
-        return (Some(v), false);
-    }
-    let name = stable
-        .strip_prefix(annotations::PREFIX)
-        .expect("a metallb.io annotation");
-    let deprecated = format!("{}{name}", annotations::DEPRECATED_PREFIX);
-    match all.get(&deprecated) {
-        Some(v) => (Some(v), true),
-        None => (None, false),
-    }
-}
-
 pub fn describe(svc: &Service) -> Described {
     let spec = svc.spec.clone().unwrap_or_default();
-    let all = svc.annotations();
     let mut deprecations = Vec::new();
-    let mut read = |stable: &str| {
-        let (value, deprecated) = annotation(all, stable);
-        if deprecated {
-            let name = stable.strip_prefix(annotations::PREFIX).unwrap_or(stable);
+    let mut read = |name: &str| {
+        let found = annotation(svc, name)?;
+        if found.deprecated {
             deprecations.push(Event::warning(
                 reasons::DEPRECATED_ANNOTATION,
                 format!(
-                    "annotation {}{name} is deprecated, use {stable}",
-                    annotations::DEPRECATED_PREFIX
+                    "annotation {} is deprecated, use {name}",
+                    deprecated_name(name)
                 ),
             ));
         }
-        value.map(str::to_string)
+        Some(found.value.to_string())
     };
     let requested_text = read(annotations::LOAD_BALANCER_IPS).filter(|v| !v.is_empty());
     let pool = read(annotations::ADDRESS_POOL).filter(|v| !v.is_empty());
-    let sharing_key = read(annotations::ALLOW_SHARED_IP).unwrap_or_default();
+    // The value is the shared reader's (`metallb_api::service::sharing_key`: an empty value
+    // means no sharing); reading it here only adds the deprecation warning. The allocator's
+    // "no key" is the empty string.
+    read(annotations::ALLOW_SHARED_IP);
+    let sharing_key = metallb_api::service::sharing_key(svc)
+        .unwrap_or_default()
+        .to_string();
 
     let spec_ip = spec.load_balancer_ip.clone().filter(|v| !v.is_empty());
     let requested = match (requested_text, spec_ip) {
@@ -129,7 +92,7 @@ pub fn describe(svc: &Service) -> Described {
 
     // MetalLB's backend key: Local Services may share only with Services selecting the same
     // pods, so the key is the selector, serialised as `k=v,k2=v2` with sorted keys.
-    let backend_key = if spec.external_traffic_policy.as_deref() == Some("Local") {
+    let backend_key = if local_traffic_policy(svc) {
         spec.selector
             .as_ref()
             .map(|s| {
@@ -150,17 +113,6 @@ pub fn describe(svc: &Service) -> Described {
         .map(|p| Port::new(p.protocol.as_deref().unwrap_or("TCP"), p.port))
         .collect();
 
-    let status_ips = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref())
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
-
     Described {
         service: allocator::Service {
             namespace: svc.namespace().unwrap_or_default(),
@@ -173,7 +125,7 @@ pub fn describe(svc: &Service) -> Described {
             sharing_key,
             backend_key,
             ports,
-            status_ips,
+            status_ips: ingress_ips(svc),
         },
         deprecations,
     }
@@ -181,10 +133,7 @@ pub fn describe(svc: &Service) -> Described {
 
 /// The pool annotation written back, in its deprecated spelling (removed when we write).
 pub fn deprecated_pool_annotation() -> String {
-    let name = annotations::IP_ALLOCATED_FROM_POOL
-        .strip_prefix(annotations::PREFIX)
-        .expect("a metallb.io annotation");
-    format!("{}{name}", annotations::DEPRECATED_PREFIX)
+    deprecated_name(annotations::IP_ALLOCATED_FROM_POOL)
 }
 
 /// Whether the Service already shows `desired`: the ingress IPs (with `ipMode: VIP` and
@@ -261,8 +210,11 @@ pub fn needs_deprecated_cleanup(svc: &Service) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
+
     use pretty_assertions::assert_eq;
+
+    use super::*;
 
     fn svc(yaml: &str) -> Service {
         let value: Value = serde_json::to_value(
@@ -282,7 +234,6 @@ mod tests {
         let s = svc(&format!(
             "{BASE}}}\nspec:\n  type: LoadBalancer\n  clusterIPs: [2001:db8:0:ff::a, 203.0.113.130]\n  ipFamilyPolicy: PreferDualStack\n  ports: [{{port: 80}}, {{port: 53, protocol: UDP}}]\nstatus: {{loadBalancer: {{ingress: [{{ip: 192.0.2.200}}, {{hostname: x}}]}}}}\n"
         ));
-        assert_eq!(handling(&s, ""), Handling::Allocate);
         assert_eq!(
             describe(&s),
             Described {
@@ -305,21 +256,6 @@ mod tests {
                 deprecations: vec![],
             }
         );
-    }
-
-    #[test]
-    fn load_balancer_class_decides_whose_service_it_is() {
-        let plain = svc(&format!("{BASE}}}\nspec: {{type: LoadBalancer}}\n"));
-        let classed = svc(&format!(
-            "{BASE}}}\nspec: {{type: LoadBalancer, loadBalancerClass: example.com/lb}}\n"
-        ));
-        let cluster_ip = svc(&format!("{BASE}}}\nspec: {{type: ClusterIP}}\n"));
-        assert_eq!(handling(&plain, ""), Handling::Allocate);
-        assert_eq!(handling(&classed, ""), Handling::Foreign);
-        assert_eq!(handling(&classed, "example.com/lb"), Handling::Allocate);
-        assert_eq!(handling(&plain, "example.com/lb"), Handling::Foreign);
-        assert_eq!(handling(&cluster_ip, ""), Handling::Clear);
-        assert_eq!(handling(&cluster_ip, "example.com/lb"), Handling::Clear);
     }
 
     #[test]
@@ -352,6 +288,34 @@ mod tests {
                     "annotation metallb.universe.tf/address-pool is deprecated, use metallb.io/address-pool"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn an_empty_sharing_key_shares_with_nobody_and_an_old_spelling_is_warned_about() {
+        let empty = svc(&format!(
+            "{BASE}, annotations: {{metallb.io/allow-shared-ip: ''}}}}\nspec: {{type: LoadBalancer}}\n"
+        ));
+        assert_eq!(describe(&empty).service.sharing_key, "");
+        assert_eq!(describe(&empty).deprecations, vec![]);
+        let old = svc(&format!(
+            "{BASE}, annotations: {{metallb.universe.tf/allow-shared-ip: dns}}}}\nspec: {{type: LoadBalancer}}\n"
+        ));
+        assert_eq!(
+            describe(&old),
+            Described {
+                service: allocator::Service {
+                    namespace: "blue".into(),
+                    name: "web".into(),
+                    labels: BTreeMap::from([("app".into(), "web".into())]),
+                    sharing_key: "dns".into(),
+                    ..Default::default()
+                },
+                deprecations: vec![Event::warning(
+                    reasons::DEPRECATED_ANNOTATION,
+                    "annotation metallb.universe.tf/allow-shared-ip is deprecated, use metallb.io/allow-shared-ip"
+                )],
+            }
         );
     }
 

@@ -1,25 +1,31 @@
-//! The one task that writes to the API: Service statuses and pool annotations, IPAddressPool
-//! statuses, the ConfigurationState, and Events. Everything else computes what to write and
-//! sends it here.
+//! The one task that writes to the API for the allocation side of the controller: Service
+//! statuses and pool annotations, IPAddressPool statuses, the ConfigurationState, Events, and
+//! the memberlist Secret. The core computes what to write ([`Command`]s); this task sends it.
+//! (The Lease and the webhook certificate have their own small loops: `lease`,
+//! `webhook::rotation`.)
 //!
 //! ```text
-//!  reconciler ──Write(key, what)──►  pending (latest per object) ──► up to IN_FLIGHT requests
-//!            ──Publish(event)─────►                                   failed: retried with backoff
-//!            ──Reset (lost lead)──►  pending dropped                  superseded: the newer one wins
+//!  core ──Write(target, what)──►  pending (latest per object) ──► up to IN_FLIGHT requests
+//!       ──Publish(event)───────►  events (in order)               failed: retried with backoff
+//!       ──Reset (lost lead)────►  pending, events, retries dropped superseded: the newer one wins
 //! ```
 //!
 //! Writes for one object are coalesced: only the latest desired state is sent, and never two
-//! requests for one object at once, so they cannot arrive out of order.
+//! requests for one object at once, so they cannot arrive out of order. The task must not
+//! decide anything: what it sends is what the core asked for (the memberlist key's random bytes
+//! aside, drawn here so the core stays a function of its input).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Api, Client};
+use metallb_api::configstate;
 use metallb_api::constants::field_managers;
 use metallb_api::v1beta1::{ConfigurationState, IPAddressPool};
 use serde_json::Value;
@@ -37,9 +43,14 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// The object a write is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
-    Service { namespace: String, name: String },
+    Service {
+        namespace: String,
+        name: String,
+    },
     Pool(String),
     ConfigurationState,
+    /// The memberlist Secret, by name.
+    MemberlistSecret(String),
 }
 
 /// What to write.
@@ -54,34 +65,32 @@ pub enum Write {
     PoolStatus { body: Value },
     /// Apply the object (metadata), then its status.
     ConfigurationState { object: Value, status: Value },
+    /// Create the Secret with a fresh key if it does not exist; never replace it.
+    MemberlistSecret { owner: Option<OwnerReference> },
 }
 
-/// Commands to the writer.
-#[derive(Debug)]
-enum Command {
+/// What the core asks the writer to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
     Write(Target, Write),
+    /// Record an Event on the object (a Service).
     Publish(Box<ObjectReference>, allocator::Event),
-    /// Leadership lost: forget everything pending.
+    /// Leadership lost: forget everything pending, so nothing more is written.
     Reset,
 }
 
-/// The reconciler's handle on the writer.
+/// The handle on the writer task.
 #[derive(Debug, Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<Command>,
 }
 
 impl Writer {
-    pub fn write(&self, target: Target, write: Write) {
-        let _ = self.tx.send(Command::Write(target, write));
-    }
-
-    pub fn publish(&self, regarding: ObjectReference, event: allocator::Event) {
-        let _ = self.tx.send(Command::Publish(Box::new(regarding), event));
-    }
-
-    pub fn reset(&self) {
-        let _ = self.tx.send(Command::Reset);
+    /// Hands commands over, in order; they are sent as the task gets to them.
+    pub fn send(&self, commands: impl IntoIterator<Item = Command>) {
+        for c in commands {
+            let _ = self.tx.send(c);
+        }
     }
 }
 
@@ -98,23 +107,26 @@ pub enum WriteError {
     Pool { name: String, source: kube::Error },
     #[error("failed to write ConfigurationState {name}: {source}")]
     ConfigurationState { name: String, source: kube::Error },
+    #[error("failed to create the memberlist Secret {name}: {source}")]
+    MemberlistSecret { name: String, source: kube::Error },
+    #[error("failed to draw a random memberlist key: {0}")]
+    MemberlistKey(String),
     #[error("failed to publish an Event: {0}")]
     Event(#[source] kube::Error),
 }
 
 impl WriteError {
-    fn source_error(&self) -> &kube::Error {
-        match self {
-            Self::Service { source, .. }
-            | Self::Pool { source, .. }
-            | Self::ConfigurationState { source, .. } => source,
-            Self::Event(e) => e,
-        }
-    }
-
     /// The object is gone: nothing to retry.
     fn is_not_found(&self) -> bool {
-        matches!(self.source_error(), kube::Error::Api(s) if s.code == 404)
+        let source = match self {
+            Self::Service { source, .. }
+            | Self::Pool { source, .. }
+            | Self::ConfigurationState { source, .. }
+            | Self::MemberlistSecret { source, .. }
+            | Self::Event(source) => source,
+            Self::MemberlistKey(_) => return false,
+        };
+        matches!(source, kube::Error::Api(s) if s.code == 404)
     }
 }
 
@@ -207,7 +219,7 @@ async fn run(sink: Sink, mut rx: mpsc::UnboundedReceiver<Command>) {
                         attempts.remove(&target);
                     }
                     Err(e) => {
-                        sink.metrics.update_errors.inc();
+                        sink.metrics.count_update_error();
                         let n = attempts.entry(target.clone()).or_insert(0);
                         *n += 1;
                         let delay = (RETRY_MIN * 2u32.saturating_pow(*n - 1)).min(RETRY_MAX);
@@ -233,7 +245,7 @@ async fn run(sink: Sink, mut rx: mpsc::UnboundedReceiver<Command>) {
                     continue;
                 };
                 in_flight.insert(target.clone());
-                sink.metrics.updates.inc();
+                sink.metrics.count_update();
                 let s = sink.clone();
                 jobs.push(Box::pin(async move {
                     let result = s.write(&target, &write).await;
@@ -326,18 +338,36 @@ impl Sink {
             (Target::ConfigurationState, Write::ConfigurationState { object, status }) => {
                 let api: Api<ConfigurationState> =
                     Api::namespaced(self.client.clone(), &self.namespace);
-                let name = crate::config_state::NAME;
+                let name = configstate::Reporter::Controller.name();
                 let err = |source| WriteError::ConfigurationState {
-                    name: name.to_string(),
+                    name: name.clone(),
                     source,
                 };
-                api.patch(name, &Self::apply_params(), &Patch::Apply(object))
+                api.patch(&name, &Self::apply_params(), &Patch::Apply(object))
                     .await
                     .map_err(err)?;
-                api.patch_status(name, &Self::apply_params(), &Patch::Apply(status))
+                api.patch_status(&name, &Self::apply_params(), &Patch::Apply(status))
                     .await
                     .map_err(err)?;
                 Ok(())
+            }
+            (Target::MemberlistSecret(name), Write::MemberlistSecret { owner }) => {
+                let key = crate::memberlist::key()
+                    .map_err(|e| WriteError::MemberlistKey(e.to_string()))?;
+                let secret = crate::memberlist::secret(&self.namespace, name, owner.as_ref(), &key);
+                let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+                match api.create(&PostParams::default(), &secret).await {
+                    Ok(_) => {
+                        tracing::info!(secret = %name, "memberlist secret created");
+                        Ok(())
+                    }
+                    // It exists: the speakers already share a key, which must stay.
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+                    Err(source) => Err(WriteError::MemberlistSecret {
+                        name: name.clone(),
+                        source,
+                    }),
+                }
             }
             (t, w) => unreachable!("write {w:?} does not fit {t:?}"),
         }
@@ -365,24 +395,13 @@ impl Sink {
     }
 }
 
-/// Creates an object if it does not exist; used for the memberlist Secret.
-pub async fn create_if_missing<K>(api: &Api<K>, object: &K) -> Result<bool, kube::Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Scenarios against a mocked API server: the requests the writer must send, in order.
 
     use super::*;
     use axum::http::{Request, Response, StatusCode};
+    use futures::FutureExt;
     use kube::client::Body;
     use serde_json::json;
     use tower_test::mock::{self, Handle};
@@ -407,6 +426,10 @@ mod tests {
             namespace: "blue".into(),
             name: name.into(),
         }
+    }
+
+    fn write(target: Target, write: Write) -> [Command; 1] {
+        [Command::Write(target, write)]
     }
 
     fn assigned(ip: &str) -> Write {
@@ -441,8 +464,13 @@ mod tests {
     }
 
     fn respond(send: mock::SendResponse<Response<Body>>, status: StatusCode) {
+        respond_as(send, status, "Service");
+    }
+
+    /// Answers with an object of `kind` on success, a Status otherwise.
+    fn respond_as(send: mock::SendResponse<Response<Body>>, status: StatusCode, kind: &str) {
         let body = if status.is_success() {
-            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "blue"}})
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": "x", "namespace": "blue"}})
         } else {
             json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": status.as_u16(), "reason": "x", "message": "x"})
         };
@@ -454,10 +482,10 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn writes_for_one_service_are_coalesced_and_never_overlap() {
         let (w, mut api, metrics) = writer();
-        w.write(target("web"), assigned("192.0.2.200"));
+        w.send(write(target("web"), assigned("192.0.2.200")));
         let (method, uri, body, send) = next(&mut api).await;
         assert_eq!(method, "PATCH");
         assert_eq!(
@@ -469,8 +497,10 @@ mod tests {
             "192.0.2.200"
         );
         // Two more writes while the first is in flight: only the last one is sent, after it.
-        w.write(target("web"), assigned("192.0.2.201"));
-        w.write(target("web"), assigned("192.0.2.202"));
+        w.send(write(target("web"), assigned("192.0.2.201")));
+        w.send(write(target("web"), assigned("192.0.2.202")));
+        // Time is paused: the sleep ends once every task is idle, so the writer has taken both
+        // writes in before the first request is answered.
         tokio::time::sleep(Duration::from_millis(50)).await;
         respond(send, StatusCode::OK);
         let (_, _, body, send) = next(&mut api).await;
@@ -479,12 +509,12 @@ mod tests {
             "192.0.2.202"
         );
         respond(send, StatusCode::OK);
-        w.write(
+        w.send(write(
             target("other"),
             Write::ServiceCleared {
                 patch: json!({"status": {"loadBalancer": {"ingress": null}}}),
             },
-        );
+        ));
         let (method, uri, body, send) = next(&mut api).await;
         assert_eq!(
             (method.as_str(), uri.as_str()),
@@ -496,14 +526,18 @@ mod tests {
         assert_eq!(body, json!({"status": {"loadBalancer": {"ingress": null}}}));
         respond(send, StatusCode::OK);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(metrics.updates.get(), 3);
-        assert_eq!(metrics.update_errors.get(), 0);
+        assert!(
+            api.next_request().now_or_never().is_none(),
+            "nothing more is sent"
+        );
+        assert_eq!(metrics.updates(), 3);
+        assert_eq!(metrics.update_errors(), 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_write_is_retried_and_a_write_for_a_deleted_object_is_not() {
         let (w, mut api, metrics) = writer();
-        w.write(target("web"), assigned("192.0.2.200"));
+        w.send(write(target("web"), assigned("192.0.2.200")));
         let (_, uri, _, send) = next(&mut api).await;
         respond(send, StatusCode::INTERNAL_SERVER_ERROR);
         let (_, again, body, send) = next(&mut api).await;
@@ -514,33 +548,72 @@ mod tests {
         );
         respond(send, StatusCode::OK);
 
-        w.write(target("gone"), assigned("192.0.2.201"));
+        w.send(write(target("gone"), assigned("192.0.2.201")));
         let (_, _, _, send) = next(&mut api).await;
         respond(send, StatusCode::NOT_FOUND);
-        w.write(target("next"), assigned("192.0.2.202"));
+        w.send(write(target("next"), assigned("192.0.2.202")));
         let (_, uri, _, send) = next(&mut api).await;
         assert!(
             uri.contains("/services/next/"),
             "no retry for the deleted one: {uri}"
         );
         respond(send, StatusCode::OK);
-        assert_eq!(metrics.update_errors.get(), 1);
+        assert_eq!(metrics.update_errors(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn losing_the_lead_drops_pending_writes_and_retries() {
         let (w, mut api, _) = writer();
-        w.write(target("web"), assigned("192.0.2.200"));
+        w.send(write(target("web"), assigned("192.0.2.200")));
         let (_, _, _, send) = next(&mut api).await;
         respond(send, StatusCode::INTERNAL_SERVER_ERROR);
         // Lost leadership before the retry is due.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        w.reset();
-        w.write(target("later"), assigned("192.0.2.210"));
+        w.send([Command::Reset]);
+        w.send(write(target("later"), assigned("192.0.2.210")));
         let (_, uri, _, send) = next(&mut api).await;
         assert!(uri.contains("/services/later/"), "{uri}");
         respond(send, StatusCode::OK);
         let quiet = tokio::time::timeout(Duration::from_secs(120), api.next_request()).await;
         assert!(quiet.is_err(), "the dropped retry was sent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_memberlist_secret_is_created_once_and_an_existing_one_is_kept() {
+        let (w, mut api, metrics) = writer();
+        let owner = crate::memberlist::deployment_owner("controller", "u-1");
+        let ensure = write(
+            Target::MemberlistSecret("memberlist".into()),
+            Write::MemberlistSecret { owner: Some(owner) },
+        );
+        w.send(ensure.clone());
+        let (method, uri, body, send) = next(&mut api).await;
+        assert_eq!(
+            (method.as_str(), uri.as_str()),
+            ("POST", "/api/v1/namespaces/metallb-system/secrets?")
+        );
+        let key = body["data"]["secretkey"].as_str().unwrap().to_string();
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": "memberlist",
+                    "namespace": "metallb-system",
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "controller", "uid": "u-1"}],
+                },
+                "data": {"secretkey": key},
+            })
+        );
+        respond_as(send, StatusCode::CREATED, "Secret");
+        // Asked again (a new leader): it exists, which is not an error and is not retried.
+        w.send(ensure);
+        let (method, _, _, send) = next(&mut api).await;
+        assert_eq!(method, "POST");
+        respond(send, StatusCode::CONFLICT);
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(api.next_request().now_or_never().is_none(), "no retry");
+        assert_eq!((metrics.updates(), metrics.update_errors()), (2, 0));
     }
 }

@@ -78,11 +78,31 @@ pub fn output(argv: &[impl AsRef<str>], stdin: Option<&str>) -> Result<Output, C
         source,
     };
     let mut child = command.spawn().map_err(spawn_err)?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        use std::io::Write;
-        pipe.write_all(input.as_bytes()).map_err(spawn_err)?;
+    // The input is written from a thread while the output is read, so neither side waits on the
+    // other with a full pipe. A command that exits before reading all of it (a syntax error on
+    // the first line) breaks the pipe: that is not an error of ours, its status and stderr say
+    // what happened.
+    let writer = match (stdin, child.stdin.take()) {
+        (Some(input), Some(mut pipe)) => {
+            let input = input.as_bytes().to_vec();
+            Some(std::thread::spawn(move || {
+                use std::io::Write;
+                match pipe.write_all(&input) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                    other => other,
+                }
+            }))
+        }
+        _ => None,
+    };
+    let output = child.wait_with_output().map_err(spawn_err)?;
+    if let Some(writer) = writer {
+        writer
+            .join()
+            .map_err(|_| spawn_err(std::io::Error::other("the input writer panicked")))?
+            .map_err(spawn_err)?;
     }
-    child.wait_with_output().map_err(spawn_err)
+    Ok(output)
 }
 
 /// Runs `argv`; true when it exits 0. For probes such as "does this link exist".
@@ -220,5 +240,24 @@ mod tests {
             in_netns("mlb-client", &["curl", "-s"]),
             ["ip", "netns", "exec", "mlb-client", "curl", "-s"]
         );
+    }
+
+    #[test]
+    fn a_command_that_exits_without_reading_its_input_fails_with_its_own_status() {
+        // Far more than a pipe holds, so the write always meets the closed pipe.
+        let input = "x".repeat(1 << 20);
+        let err =
+            run_with_stdin(&["sh", "-c", "echo refused >&2; exit 3"], Some(&input)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`sh -c 'echo refused >&2; exit 3'` failed (exit status: 3): refused"
+        );
+    }
+
+    #[test]
+    fn input_and_output_larger_than_a_pipe_do_not_wait_on_each_other() {
+        let input = "line\n".repeat(1 << 18);
+        let out = run_with_stdin(&["cat"], Some(&input)).unwrap();
+        assert_eq!(out.stdout, input.as_bytes());
     }
 }

@@ -392,6 +392,19 @@ async fn wait_cleared(cluster: &Cluster, ns: &str, name: &str) {
     .unwrap();
 }
 
+/// Waits until Service `name` has some LoadBalancer IP.
+async fn wait_any_ip(cluster: &Cluster, ns: &str, name: &str) {
+    let api: Api<Service> = Api::namespaced(cluster.client(), ns);
+    wait_for(&format!("{ns}/{name} to have an IP"), SETTLE, || async {
+        let s = api.get(name).await.map_err(|e| e.to_string())?;
+        (!ips(&s).is_empty())
+            .then_some(())
+            .ok_or("no IP yet".to_string())
+    })
+    .await
+    .unwrap();
+}
+
 async fn current_ips(cluster: &Cluster, ns: &str, name: &str) -> Vec<String> {
     ips(&Api::<Service>::namespaced(cluster.client(), ns)
         .get(name)
@@ -574,7 +587,10 @@ async fn a_service_gets_the_lowest_free_ip_and_the_pool_status_counts_it() {
     let mut other = lb("other");
     other.value["spec"]["loadBalancerClass"] = json!("example.com/other");
     other.create(&cluster, ns.name()).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The controller handles Services in the order their events come: once a Service created
+    // after it has its IP, `other` has been seen and left alone.
+    lb("sentinel").create(&cluster, ns.name()).await;
+    wait_any_ip(&cluster, ns.name(), "sentinel").await;
     assert_eq!(
         current_ips(&cluster, ns.name(), "other").await,
         Vec::<String>::new()
@@ -893,7 +909,8 @@ async fn ips_stay_put_across_leader_failover_restart_and_unrelated_pool_edits() 
         json!({"serviceAllocation": {"priority": 1}}),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Its status is written in the batch that applied it: every Service was converged by then.
+    wait_pool_status(&cluster, "0-preferred", (0, 2, 0, 0)).await;
     assert_eq!(snapshot().await, before);
 
     // Every replica stops and starts again (the webhooks are down meanwhile: no edits).
@@ -1166,17 +1183,25 @@ async fn the_serving_certificate_is_renewed_without_a_restart_and_stays_trusted(
     )
     .await
     .unwrap();
-    // The renewed certificate is served and trusted: the webhook still answers.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The renewed certificate is served and trusted: the webhook still answers (the replicas
+    // pick the new Secret up within seconds).
     let overlapping = format!(
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: a, namespace: {NS}}}\nspec: {{addresses: [192.0.2.200/29]}}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: b, namespace: {NS}}}\nspec: {{addresses: [192.0.2.200/30]}}\n"
     );
-    let (ok, _, err) = kubectl_apply(&cluster, &overlapping);
-    assert!(!ok);
-    assert!(
-        err.contains("denied the request: IPAddressPool/b: spec.addresses[0]"),
-        "{err}"
-    );
+    wait_for(
+        "the webhook to refuse an overlapping pool",
+        SETTLE,
+        || async {
+            let (ok, _, err) = kubectl_apply(&cluster, &overlapping);
+            if !ok && err.contains("denied the request: IPAddressPool/b: spec.addresses[0]") {
+                Ok(())
+            } else {
+                Err(format!("applied: {ok}, {err}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(restarts().await, before, "no replica restarted");
 }
 

@@ -288,12 +288,12 @@ async fn an_invalid_metallb_resource_is_rejected_at_admission() {
     for (spec, want) in [
         (
             "bgpBackend: frr-k8s",
-            "supported values are \"native\" (the default) and \"frr\"",
+            "invalid BGP Backend, must be one of native (the default), frr",
         ),
         ("logLevel: chatty", "Unsupported value: \"chatty\""),
         (
             "speakerTolerations: [{key: a, operator: Exists, effect: NoSchedule, tolerationSeconds: 5}]",
-            "a toleration with tolerationSeconds > 0 must have effect NoExecute",
+            "SpeakerToleration effect must be NoExecute when tolerationSeconds is set: effect is \"NoSchedule\" with tolerationSeconds 5",
         ),
     ] {
         let file = dir.join("invalid.yaml");

@@ -118,12 +118,32 @@ pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
     (cluster, local)
 }
 
+/// The images an installation names: the operator's own, and those it deploys unless its
+/// environment says otherwise (the CSV also lists them as `relatedImages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallImages {
+    pub operator: String,
+    pub release: Images,
+}
+
+impl InstallImages {
+    /// What the committed manifests and bundle name: this version's operator image by tag, and
+    /// the operator's compiled-in defaults for the rest.
+    pub fn release() -> Self {
+        Self {
+            operator: images::operator(),
+            release: Images::release(),
+        }
+    }
+}
+
 fn security_context() -> Value {
     json!({ "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } })
 }
 
 /// The operator Deployment's spec (shared by the kustomize base and the CSV).
-pub fn deployment_spec(release: &Images) -> Value {
+pub fn deployment_spec(images: &InstallImages) -> Value {
+    let release = &images.release;
     json!({
         "replicas": 1,
         "selector": { "matchLabels": { "app.kubernetes.io/name": OPERATOR_NAME } },
@@ -138,7 +158,7 @@ pub fn deployment_spec(release: &Images) -> Value {
                 "nodeSelector": { "kubernetes.io/os": "linux" },
                 "containers": [{
                     "name": "operator",
-                    "image": images::operator(),
+                    "image": images.operator,
                     "args": ["run"],
                     "env": [
                         { "name": "OPERATOR_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
@@ -159,7 +179,10 @@ pub fn deployment_spec(release: &Images) -> Value {
 }
 
 /// The kustomize base: `kubectl apply -k manifests/operator`.
-pub fn kustomize_files(namespace: &str) -> BTreeMap<&'static str, Vec<Value>> {
+pub fn kustomize_files(
+    namespace: &str,
+    images: &InstallImages,
+) -> BTreeMap<&'static str, Vec<Value>> {
     let (cluster_rules, local_rules) = operator_rules(namespace);
     let meta = |name: &str, ns: Option<&str>| {
         let mut m = json!({ "name": name, "labels": labels() });
@@ -187,7 +210,7 @@ pub fn kustomize_files(namespace: &str) -> BTreeMap<&'static str, Vec<Value>> {
     );
     files.insert(
         "deployment.yaml",
-        vec![json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(OPERATOR_NAME, Some(namespace)), "spec": deployment_spec(&Images::release()) })],
+        vec![json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(OPERATOR_NAME, Some(namespace)), "spec": deployment_spec(images) })],
     );
     files.insert(
         "kustomization.yaml",
@@ -273,8 +296,8 @@ pub fn bundle_crds()
 }
 
 /// The ClusterServiceVersion.
-pub fn csv(namespace: &str) -> Value {
-    let release = Images::release();
+pub fn csv(namespace: &str, images: &InstallImages) -> Value {
+    let release = &images.release;
     let (cluster_rules, local_rules) = operator_rules(namespace);
     let examples = json!([
         { "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": { "name": "metallb", "namespace": namespace } },
@@ -292,7 +315,7 @@ pub fn csv(namespace: &str) -> Value {
                 "alm-examples": serde_json::to_string_pretty(&examples).expect("examples serialize"),
                 "capabilities": "Seamless Upgrades",
                 "categories": "Networking",
-                "containerImage": images::operator(),
+                "containerImage": images.operator,
                 "description": "Load balancer for bare-metal Kubernetes, compatible with MetalLB's API.",
                 "operatorframework.io/suggested-namespace": namespace,
                 "operators.operatorframework.io/builder": "metallb-operator generate",
@@ -328,11 +351,11 @@ pub fn csv(namespace: &str) -> Value {
                 "spec": {
                     "clusterPermissions": [{ "serviceAccountName": OPERATOR_NAME, "rules": cluster_rules }],
                     "permissions": [{ "serviceAccountName": OPERATOR_NAME, "rules": local_rules }],
-                    "deployments": [{ "name": OPERATOR_NAME, "label": labels(), "spec": deployment_spec(&release) }],
+                    "deployments": [{ "name": OPERATOR_NAME, "label": labels(), "spec": deployment_spec(images) }],
                 }
             },
             "relatedImages": [
-                { "name": "operator", "image": images::operator() },
+                { "name": "operator", "image": images.operator },
                 { "name": "controller", "image": release.controller },
                 { "name": "speaker", "image": release.speaker },
                 { "name": "frr", "image": release.frr },
@@ -402,7 +425,7 @@ mod tests {
 
     #[test]
     fn the_csv_lists_every_crd_version_and_the_operator_deployment() {
-        let csv = csv("metallb-system");
+        let csv = csv("metallb-system", &InstallImages::release());
         let owned = csv["spec"]["customresourcedefinitions"]["owned"]
             .as_array()
             .unwrap();
@@ -416,5 +439,71 @@ mod tests {
             format!("metallb-rs-operator.v{}", semver())
         );
         assert!(bundle_crds().iter().all(|c| c.spec.conversion.is_none()));
+    }
+
+    #[test]
+    fn the_kustomize_base_and_the_csv_name_the_images_they_are_given() {
+        let digest = |name: &str| {
+            format!(
+                "192.0.2.10:5000/metallb-rs/{name}@sha256:{}",
+                "0".repeat(64)
+            )
+        };
+        let images = InstallImages {
+            operator: digest("metallb-operator"),
+            release: Images {
+                controller: digest("metallb-controller"),
+                speaker: digest("metallb-speaker"),
+                frr: "quay.io/frrouting/frr:10.5.3".into(),
+            },
+        };
+        let env = json!([
+            { "name": "OPERATOR_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
+            { "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
+            { "name": "CONTROLLER_IMAGE", "value": digest("metallb-controller") },
+            { "name": "SPEAKER_IMAGE", "value": digest("metallb-speaker") },
+            { "name": "FRR_IMAGE", "value": "quay.io/frrouting/frr:10.5.3" },
+        ]);
+
+        let files = kustomize_files("metallb-system", &images);
+        let container = &files["deployment.yaml"][0]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], json!(digest("metallb-operator")));
+        assert_eq!(container["env"], env);
+
+        let csv = csv("metallb-system", &images);
+        assert_eq!(
+            csv["metadata"]["annotations"]["containerImage"],
+            json!(digest("metallb-operator"))
+        );
+        let container = &csv["spec"]["install"]["spec"]["deployments"][0]["spec"]["template"]["spec"]
+            ["containers"][0];
+        assert_eq!(container["image"], json!(digest("metallb-operator")));
+        assert_eq!(container["env"], env);
+        assert_eq!(
+            csv["spec"]["relatedImages"],
+            json!([
+                { "name": "operator", "image": digest("metallb-operator") },
+                { "name": "controller", "image": digest("metallb-controller") },
+                { "name": "speaker", "image": digest("metallb-speaker") },
+                { "name": "frr", "image": "quay.io/frrouting/frr:10.5.3" },
+            ])
+        );
+    }
+
+    #[test]
+    fn the_committed_installation_names_this_versions_tags() {
+        let images = InstallImages::release();
+        let version = images::VERSION;
+        assert_eq!(
+            images,
+            InstallImages {
+                operator: format!("quay.io/metallb-rs/metallb-operator:{version}"),
+                release: Images {
+                    controller: format!("quay.io/metallb-rs/metallb-controller:{version}"),
+                    speaker: format!("quay.io/metallb-rs/metallb-speaker:{version}"),
+                    frr: images::FRR.into(),
+                },
+            }
+        );
     }
 }

@@ -1,32 +1,17 @@
 //! `metallb-operator convert-config` as a user runs it: the converted objects on stdout and
 //! nothing else, exit codes, and nothing on stdout when the input is bad.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use pretty_assertions::assert_eq;
 
-fn convert(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_metallb-operator"))
-        .arg("convert-config")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
+mod common;
+use common::{operator, text};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// `metallb-operator convert-config <args>`; `stdin` is `None` when the input is a file.
+fn convert(args: &[&str], stdin: Option<&str>) -> Output {
+    operator(&[&["convert-config"], args].concat(), stdin)
 }
 
 /// A fixture of the api crate's golden tests: `<name>.yaml` or `<name>.golden.yaml`.
@@ -42,7 +27,7 @@ fn fixture(file: &str) -> String {
 fn a_configmap_manifest_prints_the_golden_objects_and_exits_zero() {
     let out = convert(
         &["-f", &fixture("full-frr.yaml"), "--bgp-backend", "frr"],
-        "",
+        None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
@@ -59,7 +44,7 @@ fn a_configmap_manifest_prints_the_golden_objects_and_exits_zero() {
 #[test]
 fn bare_config_data_is_read_from_standard_input() {
     let data = std::fs::read_to_string(fixture("native.yaml")).unwrap();
-    let out = convert(&["-f", "-", "--bgp-backend", "native"], &data);
+    let out = convert(&["-f", "-", "--bgp-backend", "native"], Some(&data));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -69,7 +54,7 @@ fn bare_config_data_is_read_from_standard_input() {
 
 #[test]
 fn the_namespace_flag_wins_over_the_configmaps_namespace() {
-    let out = convert(&["-f", &fixture("full-frr.yaml"), "-n", "lb"], "");
+    let out = convert(&["-f", &fixture("full-frr.yaml"), "-n", "lb"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     // Every object's metadata, and the peer's passwordSecret reference.
@@ -93,7 +78,7 @@ fn the_namespace_flag_wins_over_the_configmaps_namespace() {
 
 #[test]
 fn an_empty_configuration_converts_into_nothing_and_says_so() {
-    let out = convert(&["-f", "-"], "# nothing here yet\n");
+    let out = convert(&["-f", "-"], Some("# nothing here yet\n"));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         text(&out.stdout),
@@ -110,7 +95,9 @@ fn an_empty_configuration_converts_into_nothing_and_says_so() {
 fn an_invalid_configuration_prints_nothing_on_stdout_and_exits_one() {
     let out = convert(
         &["-f", "-"],
-        "address-pools:\n- name: lan\n  protocol: l2\n  addresses: [192.0.2.0/24]\n- name: web\n  protocol: bgp\n  addresses: [192.0.2.128/25]\n",
+        Some(
+            "address-pools:\n- name: lan\n  protocol: l2\n  addresses: [192.0.2.0/24]\n- name: web\n  protocol: bgp\n  addresses: [192.0.2.128/25]\n",
+        ),
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
@@ -124,7 +111,7 @@ fn an_invalid_configuration_prints_nothing_on_stdout_and_exits_one() {
 fn a_backend_rule_is_reported_against_the_legacy_key() {
     let out = convert(
         &["-f", &fixture("full-frr.yaml"), "--bgp-backend", "native"],
-        "",
+        None,
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
@@ -139,7 +126,7 @@ fn a_backend_rule_is_reported_against_the_legacy_key() {
 
 #[test]
 fn malformed_yaml_exits_one_with_the_line() {
-    let out = convert(&["-f", "-"], "peers: [\n  - my-asn: 1\n");
+    let out = convert(&["-f", "-"], Some("peers: [\n  - my-asn: 1\n"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
     assert_eq!(
@@ -152,7 +139,7 @@ fn malformed_yaml_exits_one_with_the_line() {
 fn an_unreadable_file_exits_two() {
     let missing =
         std::env::temp_dir().join(format!("mlb-convert-{}-missing.yaml", std::process::id()));
-    let out = convert(&["-f", &missing.display().to_string()], "");
+    let out = convert(&["-f", &missing.display().to_string()], None);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(text(&out.stdout), "");
     assert_eq!(

@@ -1,29 +1,14 @@
 //! `metallb-operator validate` as a user runs it: exit codes, one line per problem, file and line
 //! for unreadable input.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+mod common;
+use common::{operator, text};
+
+/// `metallb-operator validate <args>`; `stdin` is `None` when the input is a file.
 fn validate(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_metallb-operator"))
-        .arg("validate")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    operator(&[&["validate"], args].concat(), stdin)
 }
 
 const POOL: &str = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec:\n  addresses: [192.0.2.0/24]\n";
@@ -95,5 +80,17 @@ fn unreadable_input_exits_two_with_file_and_line() {
 fn unsupported_backends_are_refused_with_the_supported_values() {
     let out = validate(&["-f", "-", "--bgp-backend", "frr-k8s"], Some(POOL));
     assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("supported values are \"native\" and \"frr\""));
+}
+
+#[test]
+fn a_child_that_exits_before_reading_its_input_is_judged_by_its_output() {
+    // Far more than a pipe holds: the child refuses the flag and exits without reading, so
+    // writing the input always ends in a broken pipe.
+    let input = POOL.repeat(1 << 14);
+    assert!(input.len() > 1 << 20);
+    let out = validate(&["-f", "-", "--bgp-backend", "frr-k8s"], Some(&input));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), "");
     assert!(text(&out.stderr).contains("supported values are \"native\" and \"frr\""));
 }

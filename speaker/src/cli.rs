@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use metallb_api::constants::{DEFAULT_NAMESPACE, ports};
 use metallb_api::duration::GoDuration;
+use metallb_runtime::logging;
 
 /// The MetalLB speaker (L2 mode): answers ARP and NDP for LoadBalancer IPs from one node each.
 #[derive(Debug, Clone, Parser)]
@@ -29,11 +30,11 @@ pub struct Args {
     #[arg(long, default_value_t = ports::HEALTH)]
     pub health_probe_port: u16,
     /// all, debug, info, warn, error or none.
-    #[arg(long, default_value = "info")]
-    pub log_level: String,
+    #[arg(long, value_enum, default_value = "info")]
+    pub log_level: logging::Level,
     /// json (default) or text.
-    #[arg(long, default_value = "json")]
-    pub log_format: String,
+    #[arg(long, value_enum, default_value = "json")]
+    pub log_format: logging::Format,
     /// Only Services with this `spec.loadBalancerClass` (default: Services without one).
     #[arg(long, default_value = "")]
     pub lb_class: String,

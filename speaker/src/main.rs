@@ -4,7 +4,7 @@ use metallb_speaker::cli::Args;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    metallb_speaker::logging::init(&args.log_level, &args.log_format)?;
+    metallb_runtime::logging::init(args.log_level, args.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

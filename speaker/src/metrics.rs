@@ -1,13 +1,11 @@
-//! The speaker's metrics, with MetalLB's names and types, in the Prometheus text format.
-//!
-//! Decision: written by hand rather than with `prometheus-client`, whose OpenMetrics output
-//! renames every counter to `<name>_total`; MetalLB's dashboards and alerts query
-//! `metallb_layer2_requests_received`, not `metallb_layer2_requests_received_total`.
+//! The speaker's metrics, with MetalLB's names and types, in the Prometheus text format of
+//! [`metallb_runtime::metrics`] (which says why not OpenMetrics).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::Mutex;
+
+use metallb_runtime::metrics::{Exposition, Kind, Text};
 
 /// The labels of `metallb_speaker_announced`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,6 +31,8 @@ struct Values {
 #[derive(Debug, Default)]
 pub struct Metrics {
     values: Mutex<Values>,
+    /// The native BGP sessions, read when scraped.
+    pub bgp: std::sync::Arc<crate::bgp::native::Sessions>,
 }
 
 /// Which L2 counter to bump.
@@ -75,52 +75,167 @@ impl Metrics {
     pub fn set_live_speakers(&self, count: usize) {
         self.with(|v| v.live_speakers = count);
     }
+}
 
-    /// The text exposition (format 0.0.4).
-    pub fn render(&self) -> String {
+impl Exposition for Metrics {
+    fn render(&self, out: &mut Text) {
         self.with(|v| {
-            let mut out = String::new();
-            header(&mut out, "metallb_speaker_announced", "gauge", "The number of services announced by this speaker.");
+            let announced = "metallb_speaker_announced";
+            out.family(
+                announced,
+                Kind::Gauge,
+                "The number of services announced by this speaker.",
+            );
             for a in v.announced.keys() {
-                let _ = writeln!(
-                    out,
-                    "metallb_speaker_announced{{ip=\"{}\",node=\"{}\",protocol=\"{}\",service=\"{}\"}} 1",
-                    a.ip,
-                    escape(&a.node),
-                    a.protocol,
-                    escape(&a.service)
+                let ip = a.ip.to_string();
+                out.sample(
+                    announced,
+                    &[
+                        ("ip", &ip),
+                        ("node", &a.node),
+                        ("protocol", a.protocol),
+                        ("service", &a.service),
+                    ],
+                    1,
                 );
             }
             for (name, help, map) in [
-                ("metallb_layer2_requests_received", "Number of layer2 requests received for owned IPs.", &v.requests_received),
-                ("metallb_layer2_responses_sent", "Number of layer2 responses sent for owned IPs.", &v.responses_sent),
-                ("metallb_layer2_gratuitous_sent", "Number of gratuitous layer2 packets sent for owned IPs.", &v.gratuitous_sent),
+                (
+                    "metallb_layer2_requests_received",
+                    "Number of layer2 requests received for owned IPs.",
+                    &v.requests_received,
+                ),
+                (
+                    "metallb_layer2_responses_sent",
+                    "Number of layer2 responses sent for owned IPs.",
+                    &v.responses_sent,
+                ),
+                (
+                    "metallb_layer2_gratuitous_sent",
+                    "Number of gratuitous layer2 packets sent for owned IPs.",
+                    &v.gratuitous_sent,
+                ),
             ] {
-                header(&mut out, name, "counter", help);
+                out.family(name, Kind::Counter, help);
                 for (ip, n) in map {
-                    let _ = writeln!(out, "{name}{{ip=\"{ip}\"}} {n}");
+                    out.sample(name, &[("ip", &ip.to_string())], n);
                 }
             }
-            header(&mut out, "metallb_k8s_client_config_loaded_bool", "gauge", "1 if the MetalLB configuration was successfully loaded at least once.");
-            let _ = writeln!(out, "metallb_k8s_client_config_loaded_bool {}", u8::from(v.config_loaded));
-            header(&mut out, "metallb_k8s_client_config_stale_bool", "gauge", "1 if running on a stale configuration, because the latest config failed to load.");
-            let _ = writeln!(out, "metallb_k8s_client_config_stale_bool {}", u8::from(v.config_stale));
-            header(&mut out, "metallb_speaker_live_speakers", "gauge", "The number of speakers this speaker sees alive, itself included.");
-            let _ = writeln!(out, "metallb_speaker_live_speakers {}", v.live_speakers);
-            out
-        })
+            out.single(
+                "metallb_k8s_client_config_loaded_bool",
+                Kind::Gauge,
+                "1 if the MetalLB configuration was successfully loaded at least once.",
+                u8::from(v.config_loaded),
+            );
+            out.single(
+                "metallb_k8s_client_config_stale_bool",
+                Kind::Gauge,
+                "1 if running on a stale configuration, because the latest config failed to load.",
+                u8::from(v.config_stale),
+            );
+            out.single(
+                "metallb_speaker_live_speakers",
+                Kind::Gauge,
+                "The number of speakers this speaker sees alive, itself included.",
+                v.live_speakers,
+            );
+        });
+        render_bgp(&self.bgp.snapshot(), out);
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The BGP families, with MetalLB's names (native mode's four, then those its FRR mode exports).
+fn render_bgp(sessions: &BTreeMap<String, crate::bgp::driver::Status>, out: &mut Text) {
+    type Value = fn(&crate::bgp::driver::Status) -> u64;
+    let families: [(&str, Kind, &str, Value); 13] = [
+        (
+            "metallb_bgp_session_up",
+            Kind::Gauge,
+            "BGP session state (1 is up, 0 is down)",
+            |s| u64::from(s.up()),
+        ),
+        (
+            "metallb_bgp_updates_total",
+            Kind::Counter,
+            "Number of BGP UPDATE messages sent",
+            |s| s.counters.updates_sent,
+        ),
+        (
+            "metallb_bgp_announced_prefixes_total",
+            Kind::Gauge,
+            "Number of prefixes currently being advertised on the BGP session",
+            |s| s.announced as u64,
+        ),
+        (
+            "metallb_bgp_pending_prefixes_total",
+            Kind::Gauge,
+            "Number of prefixes that should be advertised on the BGP session",
+            |s| s.pending as u64,
+        ),
+        (
+            "metallb_bgp_opens_sent",
+            Kind::Counter,
+            "Number of BGP open messages sent",
+            |s| s.counters.opens_sent,
+        ),
+        (
+            "metallb_bgp_opens_received",
+            Kind::Counter,
+            "Number of BGP open messages received",
+            |s| s.counters.opens_received,
+        ),
+        (
+            "metallb_bgp_notifications_sent",
+            Kind::Counter,
+            "Number of BGP notification messages sent",
+            |s| s.counters.notifications_sent,
+        ),
+        (
+            "metallb_bgp_updates_total_received",
+            Kind::Counter,
+            "Number of BGP UPDATE messages received",
+            |s| s.counters.updates_received,
+        ),
+        (
+            "metallb_bgp_keepalives_sent",
+            Kind::Counter,
+            "Number of BGP keepalive messages sent",
+            |s| s.counters.keepalives_sent,
+        ),
+        (
+            "metallb_bgp_keepalives_received",
+            Kind::Counter,
+            "Number of BGP keepalive messages received",
+            |s| s.counters.keepalives_received,
+        ),
+        (
+            "metallb_bgp_route_refresh_sent",
+            Kind::Counter,
+            "Number of BGP route refresh messages sent",
+            |s| s.counters.route_refreshes_sent,
+        ),
+        (
+            "metallb_bgp_total_sent",
+            Kind::Counter,
+            "Number of total BGP messages sent",
+            |s| s.counters.messages_sent(),
+        ),
+        (
+            "metallb_bgp_total_received",
+            Kind::Counter,
+            "Number of total BGP messages received",
+            |s| s.counters.messages_received(),
+        ),
+    ];
+    if sessions.is_empty() {
+        return;
+    }
+    for (name, kind, help, value) in families {
+        out.family(name, kind, help);
+        for (peer, status) in sessions {
+            out.sample(name, &[("peer", peer)], value(status));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +261,7 @@ mod tests {
         m.set_config(true, false);
         m.set_live_speakers(3);
         assert_eq!(
-            m.render(),
+            metallb_runtime::metrics::render(&m),
             r#"# HELP metallb_speaker_announced The number of services announced by this speaker.
 # TYPE metallb_speaker_announced gauge
 metallb_speaker_announced{ip="192.0.2.200",node="node-1",protocol="layer2",service="demo/web"} 1

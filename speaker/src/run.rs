@@ -1,10 +1,12 @@
-//! The speaker process: wires the observers, the election, the announcer and the writers.
+//! The speaker process: the glue between the observers, the pure core, the L2 driver and the
+//! writer. Nothing here decides anything; [`crate::core`] does.
 //!
 //! ```text
-//!  Stores (k8s watches) ─┐ config_changed → api::config::parse → Config (last valid kept)
-//!  live set (liveness) ──┼─► reconcile: announce::decide ─► layer2 Target (plan + links) ─► ARP/NDP
-//!  links (netlink) ──────┤                               ├─► ServiceL2Status desired ─► writer
-//!  exclusions (file) ────┘                               └─► metrics, Events
+//!  Stores (k8s watches) ─┐ resources, when changed by value
+//!  live set (liveness) ──┼─► Snapshot ─► core::Core::step ─► Output ─┬─► layer2 Target ─► ARP/NDP
+//!  links (netlink) ──────┤                                           ├─► writer (ConfigurationState,
+//!  exclusions (file) ────┘                                           │   Events, ServiceL2Status)
+//!                                                                    └─► metrics
 //!  SIGTERM ─► handover: leave the gossip, answer until the new owners announce, stop
 //! ```
 
@@ -12,35 +14,35 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
-use metallb_api::config::{BgpBackend, Config, ParseOptions, Severity, parse};
+use kube::{Api, Client};
+use metallb_api::config::{BgpBackend, ParseOptions, Resources};
+use metallb_api::configstate::pod_owner;
 use metallb_api::constants::labels::NODE;
-use metallb_api::v1beta1::ServiceL2Status;
+use metallb_api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
+use metallb_runtime::{Shutdown, admin};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::announce::{self, Decision, Inputs, Liveness, Outcome, ServiceKey};
+use crate::announce::{Liveness, Node, Service};
+use crate::bgp::native::Native;
 use crate::cli::Args;
-use crate::http::{self, Readiness};
+use crate::core::{self, Core, Snapshot};
 use crate::k8s::{self, Stores, model};
 use crate::layer2::driver::{self as l2driver, OtherOwner, Target};
-use crate::layer2::interfaces::{self, Exclusions, Link};
+use crate::layer2::interfaces::{Exclusions, Link};
 use crate::liveness::driver::{self as livedriver, Command};
 use crate::liveness::wire::Key;
 use crate::liveness::{Member, Membership, Tuning};
-use crate::metrics::{Announced, Metrics};
+use crate::metrics::Metrics;
 use crate::netlink;
-use crate::status::configstate::{self, Verdict};
-use crate::status::l2status::{self, Desired};
-use crate::status::pod_owner;
+use crate::writer;
 
-const PROTOCOL: &str = "layer2";
 /// Bursts of watch events are handled together.
 const DEBOUNCE: Duration = Duration::from_millis(5);
 const EXCLUSIONS_POLL: Duration = Duration::from_secs(5);
@@ -59,11 +61,25 @@ pub enum RunError {
     #[error("invalid METALLB_BGP_TYPE: {0}")]
     Backend(String),
     #[error(transparent)]
-    Http(#[from] http::HttpError),
+    Admin(#[from] admin::Error),
     #[error(transparent)]
     Liveness(#[from] livedriver::DriverError),
     #[error("failed to listen for signals: {0}")]
     Signal(#[source] std::io::Error),
+}
+
+/// Ready once the caches have synced and the core has made its first decision.
+#[derive(Debug, Default)]
+struct Ready(AtomicBool);
+
+impl admin::Readiness for Ready {
+    fn check(&self) -> Result<(), String> {
+        if self.0.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("caches not synced yet".into())
+        }
+    }
 }
 
 /// The running liveness gossip.
@@ -83,22 +99,23 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         _ => None,
     };
     let client = Client::try_default().await.map_err(RunError::Client)?;
+    let shutdown = Shutdown::on_signals().map_err(RunError::Signal)?;
     let metrics = Arc::new(Metrics::default());
-    let readiness = Arc::new(Readiness::default());
+    let ready = Arc::new(Ready::default());
     if args.port != 0 {
-        http::serve_metrics(
+        admin::start(
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)),
-            metrics.clone(),
+            admin::routes().metrics(metrics.clone()),
+            shutdown.clone(),
         )
         .await?;
     }
-    http::serve_health(
+    admin::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, args.health_probe_port)),
-        readiness.clone(),
+        admin::routes().health(ready.clone()),
+        shutdown.clone(),
     )
     .await?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(RunError::Signal)?;
 
     let owner = pod_owner_of(&client, &namespace, args.pod_name.as_deref()).await;
     let gossip = match start_gossip(&args, &client, &namespace).await? {
@@ -124,11 +141,17 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     tokio::spawn(watch_exclusions(args.excludel2_path.clone(), exclusions_tx));
 
     let stores = Stores::start(&client, &namespace);
-    let status_changed = Arc::new(Notify::new());
-    let statuses: Store<ServiceL2Status> = k8s::reflect(
+    let statuses_changed = Arc::new(Notify::new());
+    let mine = || watcher::Config::default().labels(&format!("{NODE}={node}"));
+    let l2_statuses: Store<ServiceL2Status> = k8s::reflect(
         Api::namespaced(client.clone(), &namespace),
-        watcher::Config::default().labels(&format!("{NODE}={node}")),
-        vec![status_changed.clone()],
+        mine(),
+        vec![statuses_changed.clone()],
+    );
+    let bgp_statuses: Store<ServiceBGPStatus> = k8s::reflect(
+        Api::namespaced(client.clone(), &namespace),
+        mine(),
+        vec![statuses_changed.clone()],
     );
 
     let (target_tx, target_rx) = watch::channel(Target::default());
@@ -140,52 +163,48 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         others_tx,
         periodic,
     ));
-    let (desired_tx, desired_rx) = watch::channel(Desired::new());
-    let writer = tokio::spawn(l2status::run(
-        client.clone(),
-        namespace.clone(),
-        node.clone(),
-        owner.clone(),
-        statuses,
-        status_changed,
-        desired_rx,
-    ));
-
-    let mut speaker = Speaker {
-        node: node.clone(),
-        namespace: namespace.clone(),
+    let (writer, writer_task) = writer::spawn(writer::Context {
         client: client.clone(),
+        namespace: namespace.clone(),
+        node: node.clone(),
         owner,
-        options: ParseOptions::new(namespace.clone(), backend),
-        lb_class: args.lb_class().map(str::to_string),
-        ignore_exclude_lb: args.ignore_exclude_lb,
-        config: None,
-        verdict: None,
-        verdict_written: false,
-        parsed: None,
-        announced: BTreeSet::new(),
-        failed: BTreeSet::new(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "metallb-speaker".into(),
-                instance: Some(node.clone()),
-            },
-        ),
-        metrics: metrics.clone(),
-        last: Decision::default(),
+        services: stores.services.clone(),
+        l2_statuses,
+        bgp_statuses,
+        statuses_changed,
+    });
+    // The FRR backend (METALLB_BGP_TYPE=frr) configures FRR instead; `native` is MetalLB's
+    // default when the variable is unset.
+    let mut native = match backend {
+        None | Some(BgpBackend::Native) => Some(Native::new(&node, seed(), metrics.bgp.clone())),
+        Some(BgpBackend::Frr) => None,
     };
+
+    let mut core = Core::new(core::Settings {
+        node: node.clone(),
+        options: ParseOptions::new(namespace.clone(), backend),
+        ignore_exclude_lb: args.ignore_exclude_lb,
+    });
+    let lb_class = args.lb_class().map(str::to_string);
 
     stores.ready().await;
     tracing::info!(node, namespace, "caches synced");
     let mut config_dirty = true;
+    let mut last_resources: Option<Resources> = None;
+    let mut last_statuses = None;
+    let mut last_bgp_statuses = None;
     let mut live_rx = gossip.as_ref().map(|g| g.live.clone());
     let mut previous_links: Vec<Link> = Vec::new();
     loop {
-        if config_dirty {
-            speaker.reparse(&stores).await;
-            config_dirty = false;
-        }
+        let changed_resources = if std::mem::take(&mut config_dirty) {
+            let now = stores.resources();
+            (last_resources.as_ref() != Some(&now)).then(|| {
+                last_resources = Some(now);
+                last_resources.as_ref().expect("just set")
+            })
+        } else {
+            None
+        };
         let current_links = links.borrow_and_update().clone();
         let mut liveness = match &live_rx {
             Some(rx) => Liveness::Speakers(rx.borrow().clone()),
@@ -208,19 +227,36 @@ pub async fn run(args: Args) -> Result<(), RunError> {
             metrics.set_live_speakers(live.len());
         }
         let excl = exclusions.borrow_and_update().clone();
-        let decision = speaker.decide(&stores, &liveness);
-        let plan = interfaces::plan(&decision.announced_ips(), &current_links, &excl);
-        speaker.report(&stores, &decision, &plan.missing_interfaces);
+        let (services, nodes) = observed(&stores, lb_class.as_deref());
+        let out = core.step(&Snapshot {
+            resources: changed_resources,
+            services: &services,
+            nodes: &nodes,
+            liveness: &liveness,
+            links: &current_links,
+            exclusions: &excl,
+        });
+        metrics.set_config(out.config_loaded, out.config_stale);
+        metrics.set_announced(out.announced);
+        writer.write(out.writes);
+        if last_statuses.as_ref() != Some(&out.l2_statuses) {
+            writer.l2_statuses(out.l2_statuses.clone());
+            last_statuses = Some(out.l2_statuses);
+        }
+        if last_bgp_statuses.as_ref() != Some(&out.bgp_statuses) {
+            writer.bgp_statuses(out.bgp_statuses.clone());
+            last_bgp_statuses = Some(out.bgp_statuses);
+        }
+        if let Some(native) = native.as_mut() {
+            native.apply(&out.bgp).await;
+        }
         let target = Target {
-            plan,
+            plan: out.l2,
             links: current_links,
             handover: false,
         };
         target_tx.send_if_modified(|old| replace_if_changed(old, target));
-        let desired = desired_statuses(&decision);
-        desired_tx.send_if_modified(|old| replace_if_changed(old, desired));
-        speaker.last = decision;
-        readiness.set_ready();
+        ready.0.store(true, Ordering::Relaxed);
 
         let pods_changed = gossip.as_ref().map(|g| g.pods_changed.clone());
         tokio::select! {
@@ -234,8 +270,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
                     let _ = g.commands.send(Command::Peers(peers(&g.pods))).await;
                 }
             }
-            _ = sigterm.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = shutdown.wait() => break,
         }
     }
 
@@ -246,8 +281,20 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         Some(g) => {
             let mut without_me = g.live.borrow().clone();
             without_me.remove(&node);
-            let decision = speaker.decide(&stores, &Liveness::Speakers(without_me));
-            let others_take = handover_ips(&speaker.last, &decision);
+            let (services, nodes) = observed(&stores, lb_class.as_deref());
+            let links = links.borrow().clone();
+            let excl = exclusions.borrow().clone();
+            let liveness = Liveness::Speakers(without_me);
+            let snapshot = Snapshot {
+                resources: None,
+                services: &services,
+                nodes: &nodes,
+                liveness: &liveness,
+                links: &links,
+                exclusions: &excl,
+            };
+            let others_take =
+                core::handover_ips(core.last_decision(), &core.decide(&snapshot, &liveness));
             let (done_tx, done_rx) = oneshot::channel();
             let _ = g.commands.send(Command::Leave(done_tx)).await;
             let _ = tokio::time::timeout(Duration::from_millis(500), done_rx).await;
@@ -274,28 +321,33 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     }
     drop(target_tx);
     let _ = layer2.await;
-    drop(desired_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    if let Some(native) = native {
+        native.shutdown().await;
+    }
+    // The writer removes this node's ServiceL2Status objects once its handle is gone.
+    drop(writer);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The IPs this node announces (`mine`) that another node wins once this one has left
-/// (`without_me`): on shutdown, this node answers until it sees their new owners announce them.
-fn handover_ips(mine: &Decision, without_me: &Decision) -> BTreeSet<IpAddr> {
-    mine.services
+/// The Services this speaker handles and the Nodes, as the core sees them.
+fn observed(stores: &Stores, lb_class: Option<&str>) -> (Vec<Service>, BTreeMap<String, Node>) {
+    let services = stores.services.state();
+    let slices = stores.slices.state();
+    let services: Vec<_> = services.iter().map(|s| s.as_ref()).collect();
+    let slices: Vec<_> = slices.iter().map(|s| s.as_ref()).collect();
+    let services = model::services(&services, &slices, lb_class);
+    let nodes = stores
+        .nodes
+        .state()
         .iter()
-        .filter(|(key, _)| {
-            matches!(
-                without_me.services.get(*key),
-                Some(Outcome::NotAnnounced(announce::Reason::OwnedBy(_)))
-            )
+        .map(|n| {
+            let n = model::node(n);
+            (n.name.clone(), n)
         })
-        .flat_map(|(_, outcome)| match outcome {
-            Outcome::Announced { ips, .. } => ips.clone(),
-            Outcome::NotAnnounced(_) => Vec::new(),
-        })
-        .collect()
+        .collect();
+    (services, nodes)
 }
 
 fn replace_if_changed<T: PartialEq>(old: &mut T, new: T) -> bool {
@@ -315,29 +367,6 @@ fn came_up(before: &[Link], after: &[Link]) -> bool {
                 .iter()
                 .any(|b| b.index == l.index && b.up && b.lower_up)
     })
-}
-
-/// The ServiceL2Status content for what this node announces.
-fn desired_statuses(decision: &Decision) -> Desired {
-    decision
-        .announced()
-        .filter_map(|(key, o)| match o {
-            Outcome::Announced {
-                interfaces,
-                restricted,
-                ..
-            } => {
-                let list = match (restricted, interfaces) {
-                    (true, announce::Interfaces::Only(names)) => {
-                        Some(names.iter().cloned().collect())
-                    }
-                    _ => None,
-                };
-                Some((key.clone(), list))
-            }
-            Outcome::NotAnnounced(_) => None,
-        })
-        .collect()
 }
 
 /// Node → gossip address of every speaker pod with an IP.
@@ -481,210 +510,6 @@ async fn watch_exclusions(path: PathBuf, tx: watch::Sender<Exclusions>) {
     }
 }
 
-/// The reconcile loop's state.
-struct Speaker {
-    node: String,
-    namespace: String,
-    client: Client,
-    owner: Option<OwnerReference>,
-    options: ParseOptions,
-    lb_class: Option<String>,
-    ignore_exclude_lb: bool,
-    /// The last valid configuration.
-    config: Option<Config>,
-    verdict: Option<Verdict>,
-    verdict_written: bool,
-    /// What the last parse read, to skip reparsing identical inputs.
-    parsed: Option<String>,
-    /// Services this node announced at the last reconcile (for Events on change).
-    announced: BTreeSet<ServiceKey>,
-    /// Services whose interfaces were missing at the last reconcile.
-    failed: BTreeSet<ServiceKey>,
-    recorder: Recorder,
-    metrics: Arc<Metrics>,
-    last: Decision,
-}
-
-impl Speaker {
-    async fn reparse(&mut self, stores: &Stores) {
-        let resources = stores.resources();
-        let fingerprint = format!("{resources:?}");
-        if self.parsed.as_ref() == Some(&fingerprint) && self.verdict_written {
-            return;
-        }
-        self.parsed = Some(fingerprint);
-        let outcome = parse(&resources, &self.options);
-        for w in outcome.warnings() {
-            tracing::debug!(problem = %w, "configuration warning");
-        }
-        let verdict = match outcome.config {
-            Some(config) => {
-                if self.config.as_ref() != Some(&config) {
-                    tracing::info!(pools = config.pools.len(), "configuration loaded");
-                }
-                self.config = Some(config);
-                Verdict::Valid
-            }
-            None => {
-                let errors: Vec<String> = outcome
-                    .problems
-                    .iter()
-                    .filter(|p| p.severity == Severity::Error)
-                    .map(ToString::to_string)
-                    .collect();
-                let verdict = Verdict::Invalid(errors.join("\n"));
-                if self.verdict.as_ref() != Some(&verdict) {
-                    tracing::error!(errors = ?errors, "invalid configuration: keeping the last valid one");
-                }
-                verdict
-            }
-        };
-        self.metrics
-            .set_config(self.config.is_some(), verdict != Verdict::Valid);
-        if self.verdict.as_ref() != Some(&verdict) || !self.verdict_written {
-            let now = jiff::Timestamp::now().to_string();
-            let bodies = configstate::objects(
-                &self.node,
-                &self.namespace,
-                self.owner.as_ref(),
-                &verdict,
-                &now,
-            );
-            self.verdict_written =
-                match configstate::apply(&self.client, &self.namespace, &bodies).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "failed to report the configuration state");
-                        false
-                    }
-                };
-            self.verdict = Some(verdict);
-        }
-    }
-
-    fn decide(&self, stores: &Stores, liveness: &Liveness) -> Decision {
-        let Some(config) = &self.config else {
-            return Decision::default();
-        };
-        let services = stores.services.state();
-        let slices = stores.slices.state();
-        let services: Vec<_> = services.iter().map(|s| s.as_ref()).collect();
-        let slices: Vec<_> = slices.iter().map(|s| s.as_ref()).collect();
-        let services = model::services(&services, &slices, self.lb_class.as_deref());
-        let nodes = stores
-            .nodes
-            .state()
-            .iter()
-            .map(|n| {
-                let n = model::node(n);
-                (n.name.clone(), n)
-            })
-            .collect();
-        announce::decide(&Inputs {
-            config,
-            services: &services,
-            nodes: &nodes,
-            liveness,
-            me: &self.node,
-            ignore_exclude_lb: self.ignore_exclude_lb,
-        })
-    }
-
-    /// Metrics, logs and Events for what changed since the last reconcile.
-    fn report(&mut self, stores: &Stores, decision: &Decision, missing: &BTreeSet<IpAddr>) {
-        for (key, outcome) in &decision.services {
-            if self.last.services.get(key) != Some(outcome) {
-                match outcome {
-                    Outcome::Announced { ips, .. } => {
-                        tracing::debug!(service = %key, ?ips, "decision: announce from this node")
-                    }
-                    Outcome::NotAnnounced(reason) => {
-                        tracing::debug!(service = %key, %reason, "decision: not announced by this node")
-                    }
-                }
-            }
-        }
-        let mut series = Vec::new();
-        let mut announced = BTreeSet::new();
-        let mut failed = BTreeSet::new();
-        for (key, outcome) in decision.announced() {
-            let Outcome::Announced { ips, .. } = outcome else {
-                continue;
-            };
-            if ips.iter().all(|ip| missing.contains(ip)) {
-                failed.insert(key.clone());
-                continue;
-            }
-            announced.insert(key.clone());
-            for ip in ips.iter().filter(|ip| !missing.contains(ip)) {
-                series.push(Announced {
-                    service: key.to_string(),
-                    protocol: PROTOCOL,
-                    node: self.node.clone(),
-                    ip: *ip,
-                });
-            }
-        }
-        self.metrics.set_announced(series);
-        for key in announced.difference(&self.announced) {
-            tracing::info!(service = %key, node = self.node, "announcing");
-            self.event(
-                stores,
-                key,
-                EventType::Normal,
-                "nodeAssigned",
-                format!(
-                    "announcing from node {:?} with protocol {PROTOCOL:?}",
-                    self.node
-                ),
-            );
-        }
-        for key in self.announced.difference(&announced) {
-            let reason = decision.services.get(key).map(|o| match o {
-                Outcome::NotAnnounced(r) => r.to_string(),
-                Outcome::Announced { .. } => "interfaces missing".into(),
-            });
-            tracing::info!(service = %key, reason = reason.unwrap_or_else(|| "deleted".into()), "stopped announcing");
-        }
-        for key in failed.difference(&self.failed) {
-            tracing::warn!(service = %key, node = self.node, "the advertisement's interfaces do not exist on this node");
-            self.event(stores, key, EventType::Warning, "announceFailed", format!("the interfaces of the L2Advertisements for this service do not exist on node {:?}", self.node));
-        }
-        self.announced = announced;
-        self.failed = failed;
-    }
-
-    fn event(
-        &self,
-        stores: &Stores,
-        key: &ServiceKey,
-        type_: EventType,
-        reason: &str,
-        note: String,
-    ) {
-        let Some(svc) = stores.services.state().into_iter().find(|s| {
-            s.metadata.namespace.as_deref() == Some(&key.namespace)
-                && s.metadata.name.as_deref() == Some(&key.name)
-        }) else {
-            return;
-        };
-        let reference = svc.object_ref(&());
-        let recorder = self.recorder.clone();
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: "Announce".into(),
-            secondary: None,
-        };
-        tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&event, &reference).await {
-                tracing::debug!(error = %e, "failed to publish an event");
-            }
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,88 +525,6 @@ mod tests {
             noarp: false,
             master: None,
         }
-    }
-
-    fn announced(ips: &[&str]) -> Outcome {
-        Outcome::Announced {
-            pool: "lan".into(),
-            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
-            interfaces: announce::Interfaces::All,
-            restricted: false,
-        }
-    }
-
-    #[test]
-    fn on_shutdown_only_ips_another_node_takes_are_waited_for() {
-        let key = |n: &str| ServiceKey::new("demo", n);
-        let mine = Decision {
-            services: [
-                (
-                    key("moves"),
-                    announced(&["192.0.2.200", "2001:db8:0:1::200"]),
-                ),
-                (key("nobody-else"), announced(&["192.0.2.201"])),
-                (
-                    key("not-mine"),
-                    Outcome::NotAnnounced(announce::Reason::OwnedBy("node-2".into())),
-                ),
-            ]
-            .into(),
-        };
-        let without_me = Decision {
-            services: [
-                (
-                    key("moves"),
-                    Outcome::NotAnnounced(announce::Reason::OwnedBy("node-2".into())),
-                ),
-                (
-                    key("nobody-else"),
-                    Outcome::NotAnnounced(announce::Reason::NoCandidates),
-                ),
-                (
-                    key("not-mine"),
-                    Outcome::NotAnnounced(announce::Reason::OwnedBy("node-2".into())),
-                ),
-            ]
-            .into(),
-        };
-        let expected: BTreeSet<IpAddr> = [
-            "192.0.2.200".parse().unwrap(),
-            "2001:db8:0:1::200".parse().unwrap(),
-        ]
-        .into();
-        assert_eq!(handover_ips(&mine, &without_me), expected);
-    }
-
-    #[test]
-    fn service_l2_status_lists_interfaces_only_when_an_advertisement_restricts_them() {
-        let key = |n: &str| ServiceKey::new("demo", n);
-        let decision = Decision {
-            services: [
-                (key("all"), announced(&["192.0.2.200"])),
-                (
-                    key("eth0"),
-                    Outcome::Announced {
-                        pool: "lan".into(),
-                        ips: vec!["192.0.2.201".parse().unwrap()],
-                        interfaces: announce::Interfaces::Only(["eth0".to_string()].into()),
-                        restricted: true,
-                    },
-                ),
-                (
-                    key("elsewhere"),
-                    Outcome::NotAnnounced(announce::Reason::NoCandidates),
-                ),
-            ]
-            .into(),
-        };
-        assert_eq!(
-            desired_statuses(&decision),
-            Desired::from([
-                (key("all"), None),
-                (key("eth0"), Some(vec!["eth0".to_string()]))
-            ])
-        );
     }
 
     #[test]

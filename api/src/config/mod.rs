@@ -12,6 +12,8 @@
 //!                                                   └────────────► Vec<Problem>
 //! ```
 //!
+//! The rules live in `parse/`, one module per kind, and the rules of one BGP backend
+//! (`ParseOptions::backend`) in `parse/backend.rs`, run on the validated objects.
 //! The rules follow MetalLB (`internal/config`): the reference is `shared/spec/metallb.md` §5.
 //! Where we decided differently from MetalLB, the rule says so in a comment starting with
 //! "Decision:".
@@ -31,7 +33,7 @@ use crate::{v1beta1, v1beta2};
 /// The BGP implementation the configuration is for: some fields exist only in one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BgpBackend {
-    /// The built-in Rust BGP speaker: IPv4 unicast, no BFD.
+    /// The built-in Rust BGP speaker: IPv4 and IPv6, no VRF, no unnumbered peers.
     Native,
     /// FRR driven by the speaker: the full MetalLB feature set.
     Frr,
@@ -92,7 +94,7 @@ impl ParseOptions {
 }
 
 /// Every input of [`parse`]. Objects are taken as they are; their order is kept in messages.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resources {
     pub pools: Vec<v1beta1::IPAddressPool>,
     pub l2_advertisements: Vec<v1beta1::L2Advertisement>,

@@ -20,6 +20,15 @@ pub struct Config {
     pub bgp_extras: String,
 }
 
+impl Config {
+    /// The pool every one of `ips` belongs to (a Service's IPs all come from one pool).
+    pub fn pool_of(&self, ips: &[IpAddr]) -> Option<&Pool> {
+        self.pools
+            .values()
+            .find(|p| ips.iter().all(|ip| p.contains(*ip)))
+    }
+}
+
 /// One entry of `spec.addresses` and the CIDRs it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressEntry {
@@ -136,6 +145,8 @@ pub struct BgpAdvertisement {
     /// BGPPeer names; empty means every peer.
     pub peers: Vec<String>,
     pub service_selectors: Vec<Selector>,
+    /// AS numbers put before the path (metallb-rs extension).
+    pub as_path_prepend: Vec<u32>,
 }
 
 impl BgpAdvertisement {
@@ -162,8 +173,8 @@ pub enum PeerAsn {
     External,
 }
 
-/// Where a peer's TCP MD5 password comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a peer's TCP MD5 password comes from. Its `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Password {
     /// `spec.password`, in clear text in the CR.
     Inline(String),
@@ -174,6 +185,19 @@ pub enum Password {
     },
 }
 
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline(<redacted>)"),
+            Self::Secret { name, password } => f
+                .debug_struct("Secret")
+                .field("name", name)
+                .field("password", &password.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
+}
+
 impl Password {
     /// The clear-text password, when known.
     pub fn value(&self) -> Option<&str> {
@@ -181,6 +205,25 @@ impl Password {
             Self::Inline(p) => Some(p),
             Self::Secret { password, .. } => password.as_deref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Password;
+
+    #[test]
+    fn a_password_never_shows_in_debug_output() {
+        let inline = format!("{:?}", Password::Inline("hunter2".into()));
+        let secret = format!(
+            "{:?}",
+            Password::Secret {
+                name: "bgp-auth".into(),
+                password: Some("hunter2".into())
+            }
+        );
+        assert!(!inline.contains("hunter2") && !secret.contains("hunter2"));
+        assert!(secret.contains("bgp-auth"), "{secret}");
     }
 }
 

@@ -92,6 +92,13 @@ pub struct BGPAdvertisementSpec {
     /// Only allowed when the aggregation lengths are 32 (IPv4) and 128 (IPv6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_selectors: Option<Vec<LabelSelector>>,
+
+    /// AsPathPrepend lists AS numbers put in front of the AS path of the announced prefixes
+    /// (after this speaker's own AS on eBGP sessions), to make the routes less preferred.
+    /// A metallb-rs extension: MetalLB (v0.16) has no such field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
+    pub as_path_prepend: Option<Vec<u32>>,
 }
 
 /// BGPAdvertisementStatus defines the observed state of BGPAdvertisement.

@@ -1,6 +1,7 @@
 //! The allocator: which IPs each LoadBalancer Service gets. Pure: no Kubernetes client, no
-//! async, no clock, no randomness. The reconciler feeds it the validated pools and a
-//! description of each Service ([`Service`]) and writes what it answers ([`Convergence`]).
+//! async, no clock, no randomness. The core (`crate::core`) feeds it the validated pools and a
+//! description of each Service ([`Service`]) and turns what it answers ([`Convergence`]) into
+//! writes.
 //!
 //! ```text
 //!   Config.pools ──set_pools──►┌───────────┐

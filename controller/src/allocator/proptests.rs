@@ -1,5 +1,5 @@
 //! Property tests: random Services, deletions and configuration changes, converged to a fixed
-//! point the way the reconciler does (every Service again after each change), then checked:
+//! point the way the core does (every Service again after each change), then checked:
 //!
 //! - no address is held by two Services unless their sharing is allowed;
 //! - every address is in a pool that serves its Service, of the Service's families;
@@ -134,7 +134,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The cluster as the reconciler sees it: Services by key, with the status last written.
+/// The cluster as the core sees it: Services by key, with the status last written.
 struct World {
     allocator: Allocator,
     services: BTreeMap<String, Service>,
@@ -142,7 +142,7 @@ struct World {
 }
 
 impl World {
-    /// Converges every Service until nothing changes, as the reconciler does after a change.
+    /// Converges every Service until nothing changes, as the core does after a change.
     fn settle(&mut self) -> Result<(), TestCaseError> {
         for _ in 0..10 {
             let mut changed = false;

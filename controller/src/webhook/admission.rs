@@ -400,18 +400,14 @@ mod tests {
         let v = review(
             Kind::BGPPeer,
             Operation::Create,
-            &value(&peer("p", ", disableMP: true, bfdProfile: missing")),
+            &value(&peer("p", ", disableMP: true, vrf: red")),
             &Resources::default(),
             NS,
             Some(BgpBackend::Native),
         );
         assert!(!v.allowed);
         assert_eq!(v.warnings, vec![DISABLE_MP_WARNING.to_string()]);
-        assert!(
-            v.message.contains("BGPPeer/p: spec.disableMP"),
-            "{}",
-            v.message
-        );
+        assert!(v.message.contains("BGPPeer/p: spec.vrf"), "{}", v.message);
         let frr = review(
             Kind::BGPPeer,
             Operation::Create,

@@ -34,6 +34,7 @@ use kube::{Api, Client};
 use metallb_api::config::{BgpBackend, Resources};
 use metallb_api::constants::webhook_paths;
 use metallb_api::{v1beta1, v1beta2};
+use metallb_runtime::Shutdown;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::sync::Notify;
@@ -104,7 +105,7 @@ pub async fn serve(
     serving: Arc<Serving>,
     tls13_only: bool,
     router: Router,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let versions: &[&rustls::SupportedProtocolVersion] = if tls13_only {
         &[&rustls::version::TLS13]
@@ -130,7 +131,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.wait() => return Ok(()),
         };
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());

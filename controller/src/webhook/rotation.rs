@@ -25,6 +25,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use metallb_api::constants::field_managers;
+use metallb_runtime::Shutdown;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
@@ -110,7 +111,7 @@ pub async fn run(
     settings: Settings,
     mut leader: watch::Receiver<bool>,
     changed: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     tokio::spawn(watch_targets(
         client.clone(),
@@ -130,7 +131,7 @@ pub async fn run(
             _ = tokio::time::sleep(settings.interval()) => {}
             _ = changed.notified() => {}
             _ = leader.changed() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait() => return,
         }
     }
 }

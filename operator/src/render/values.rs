@@ -35,11 +35,19 @@ impl Images {
         }
     }
 
-    /// The release's own images.
+    /// The release's own images: by default the tags of this version; a build made by
+    /// hack/images.sh names the controller and speaker images it was built with, by digest
+    /// (`METALLB_RELEASE_CONTROLLER_IMAGE`, `METALLB_RELEASE_SPEAKER_IMAGE` at compile time;
+    /// docs/release.md).
+    ///
+    /// Read here rather than in `metallb_api`: only the operator deploys images, and a variable
+    /// read by the shared crate would rebuild the controller and the speaker whenever it changes.
     pub fn release() -> Self {
         Self {
-            controller: images::controller(),
-            speaker: images::speaker(),
+            controller: option_env!("METALLB_RELEASE_CONTROLLER_IMAGE")
+                .map_or_else(images::controller, str::to_owned),
+            speaker: option_env!("METALLB_RELEASE_SPEAKER_IMAGE")
+                .map_or_else(images::speaker, str::to_owned),
             frr: images::FRR.to_string(),
         }
     }

@@ -63,9 +63,7 @@ fn eligibility<'a>(inputs: &Inputs<'a>, service: &'a Service) -> Result<Eligible
     }
     let pool = inputs
         .config
-        .pools
-        .values()
-        .find(|p| service.ips.iter().all(|ip| p.contains(*ip)))
+        .pool_of(&service.ips)
         .ok_or(Reason::NotInAnyPool)?;
     if !service.has_serving_endpoint() {
         return Err(Reason::NoServingEndpoints);

@@ -44,7 +44,8 @@ pub struct Service {
     pub ips: Vec<IpAddr>,
     /// `externalTrafficPolicy: Local`.
     pub local_traffic_policy: bool,
-    /// The Service carries an `allow-shared-ip` annotation (either spelling).
+    /// The Service carries a non-empty `allow-shared-ip` annotation (either spelling): an empty
+    /// key means no sharing, for the controller too ([`metallb_api::service::sharing_key`]).
     pub shares_ip: bool,
     pub endpoints: Vec<Endpoint>,
 }

@@ -4,6 +4,7 @@
 
 pub mod model;
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -54,6 +55,21 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
+    reflect_with(api, config, move |_| {
+        notify.iter().for_each(|n| n.notify_one())
+    })
+}
+
+/// Starts a reflector; `on_event` sees every event after the store has taken it.
+fn reflect_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
     // Managed fields are often most of an object's size and the speaker never reads them.
@@ -66,12 +82,39 @@ where
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => notify.iter().for_each(|n| n.notify_one()),
+                Ok(e) => on_event(&e),
                 Err(e) => tracing::warn!(kind, error = %e, "watch failed, retrying"),
             }
         }
     });
     reader
+}
+
+/// Node labels by name, to tell a label change (the configuration's node selectors depend on
+/// it) from a status heartbeat (only the election's NetworkUnavailable does).
+#[derive(Debug, Default)]
+struct NodeLabels(BTreeMap<String, BTreeMap<String, String>>);
+
+impl NodeLabels {
+    /// Whether `event` changes the set of nodes or the labels of one.
+    fn changed_by(&mut self, event: &watcher::Event<Node>) -> bool {
+        let key = |n: &Node| n.metadata.name.clone().unwrap_or_default();
+        let labels = |n: &Node| n.metadata.labels.clone().unwrap_or_default();
+        match event {
+            watcher::Event::Apply(n) => self.0.insert(key(n), labels(n)) != Some(labels(n)),
+            watcher::Event::Delete(n) => self.0.remove(&key(n)).is_some(),
+            watcher::Event::Init => {
+                self.0.clear();
+                false
+            }
+            watcher::Event::InitApply(n) => {
+                self.0.insert(key(n), labels(n));
+                false
+            }
+            // A relist may have missed anything.
+            watcher::Event::InitDone => true,
+        }
+    }
 }
 
 impl Stores {
@@ -82,15 +125,24 @@ impl Stores {
         let state_changed = Arc::new(Notify::new());
         let cfg = || vec![config_changed.clone()];
         let state = || vec![state_changed.clone()];
-        let both = || vec![config_changed.clone(), state_changed.clone()];
         let any = watcher::Config::default;
         let ns = |c: &Client| c.clone();
         Self {
             services: reflect(Api::all(client.clone()), any(), state()),
             slices: reflect(Api::all(client.clone()), any(), state()),
-            // Node labels feed the advertisements' node selectors (resolved when parsing) and
-            // the election.
-            nodes: reflect(Api::all(client.clone()), any(), both()),
+            // Node labels feed the advertisements' node selectors (resolved when parsing);
+            // the election also reads NetworkUnavailable from the status. A heartbeat (status
+            // only) must not reparse the configuration.
+            nodes: {
+                let (config, state) = (config_changed.clone(), state_changed.clone());
+                let mut labels = NodeLabels::default();
+                reflect_with(Api::all(client.clone()), any(), move |e| {
+                    if labels.changed_by(e) {
+                        config.notify_one();
+                    }
+                    state.notify_one();
+                })
+            },
             namespaces: reflect(Api::all(client.clone()), any(), cfg()),
             pools: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
             l2_advertisements: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),
@@ -129,8 +181,8 @@ impl Stores {
 
     /// The parser's input, from the stores as they are now, with only what the parser reads:
     /// names, labels, annotations and specs (no status, no resource versions), so that two
-    /// inputs compare equal when the configuration did not change (Node heartbeats and pool
-    /// status updates do not cause a reparse).
+    /// inputs compare equal (by value) when the configuration did not change: a pool status
+    /// update does not cause a reparse.
     pub fn resources(&self) -> Resources {
         fn all<K: Clone + Resource>(s: &Store<K>) -> Vec<K>
         where
@@ -197,4 +249,50 @@ pub fn speaker_pods(client: &Client, namespace: &str, labels: &str) -> (Store<Po
         vec![changed.clone()],
     );
     (store, changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, zone: &str, heartbeat: &str) -> Node {
+        serde_saphyr::from_str(&format!(
+            "metadata: {{name: {name}, labels: {{zone: {zone}}}}}\nstatus:\n  conditions: [{{type: Ready, status: \"True\", lastHeartbeatTime: \"{heartbeat}\"}}]\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_heartbeat_is_not_a_configuration_change_but_a_label_or_a_new_node_is() {
+        let mut labels = NodeLabels::default();
+        assert!(!labels.changed_by(&watcher::Event::Init));
+        assert!(!labels.changed_by(&watcher::Event::InitApply(node(
+            "node-1",
+            "a",
+            "2026-12-05T10:00:00Z"
+        ))));
+        assert!(labels.changed_by(&watcher::Event::InitDone));
+        let beat = node("node-1", "a", "2026-12-05T10:00:10Z");
+        assert!(!labels.changed_by(&watcher::Event::Apply(beat)));
+        assert!(labels.changed_by(&watcher::Event::Apply(node(
+            "node-1",
+            "b",
+            "2026-12-05T10:00:20Z"
+        ))));
+        assert!(labels.changed_by(&watcher::Event::Apply(node(
+            "node-2",
+            "a",
+            "2026-12-05T10:00:20Z"
+        ))));
+        assert!(labels.changed_by(&watcher::Event::Delete(node(
+            "node-2",
+            "a",
+            "2026-12-05T10:00:30Z"
+        ))));
+        assert!(!labels.changed_by(&watcher::Event::Delete(node(
+            "node-3",
+            "a",
+            "2026-12-05T10:00:30Z"
+        ))));
+    }
 }

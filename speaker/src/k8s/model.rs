@@ -1,11 +1,10 @@
 //! Kubernetes objects → the election's inputs (pure).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Node as K8sNode, Service as K8sService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use metallb_api::constants::annotations::{ALLOW_SHARED_IP, DEPRECATED_PREFIX, PREFIX};
+use metallb_api::service::{self, Handling};
 
 use crate::announce::{Endpoint, Node, Service, ServiceKey};
 
@@ -19,31 +18,9 @@ pub fn service(
     slices: &[&EndpointSlice],
     lb_class: Option<&str>,
 ) -> Option<Service> {
-    let spec = svc.spec.as_ref()?;
-    if spec.type_.as_deref() != Some("LoadBalancer") {
+    if service::handling(svc, lb_class) != Handling::Ours {
         return None;
     }
-    if spec.load_balancer_class.as_deref() != lb_class {
-        return None;
-    }
-    let ips = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|ingress| {
-            ingress
-                .iter()
-                .filter_map(|i| i.ip.as_deref())
-                .filter_map(|ip| ip.parse::<IpAddr>().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let annotations = svc.metadata.annotations.as_ref();
-    let shares_ip = annotations.is_some_and(|a| {
-        let suffix = ALLOW_SHARED_IP.trim_start_matches(PREFIX);
-        a.contains_key(ALLOW_SHARED_IP) || a.contains_key(&format!("{DEPRECATED_PREFIX}{suffix}"))
-    });
     let endpoints = slices
         .iter()
         .flat_map(|s| s.endpoints.iter())
@@ -63,9 +40,9 @@ pub fn service(
             svc.metadata.name.clone().unwrap_or_default(),
         ),
         labels: svc.metadata.labels.clone().unwrap_or_default(),
-        ips,
-        local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
-        shares_ip,
+        ips: service::ingress_ips(svc),
+        local_traffic_policy: service::local_traffic_policy(svc),
+        shares_ip: service::sharing_key(svc).is_some(),
         endpoints,
     })
 }
@@ -219,6 +196,15 @@ status:
         assert_eq!(service(&classed, &[], None), None);
         assert!(service(&classed, &[], Some("other")).is_some());
         assert_eq!(service(&web(), &[], Some("other")), None);
+    }
+
+    #[test]
+    fn an_empty_sharing_key_does_not_share_as_the_controller_reads_it() {
+        let mut empty = web();
+        empty.metadata.annotations =
+            Some([("metallb.io/allow-shared-ip".to_string(), String::new())].into());
+        assert!(!service(&empty, &[], None).unwrap().shares_ip);
+        assert!(service(&web(), &[], None).unwrap().shares_ip);
     }
 
     #[test]

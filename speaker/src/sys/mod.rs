@@ -1,10 +1,17 @@
 //! The one module with `unsafe` code: AF_PACKET sockets bound to one interface, their filter
-//! and multicast memberships. Everything above it is safe Rust.
+//! and multicast memberships; TCP MD5 keys for BGP sessions ([`set_tcp_md5_key`]). Everything
+//! above it is safe Rust.
 //!
 //! A [`PacketSocket`] receives the frames of one EtherType arriving on one interface (outgoing
 //! frames are not delivered to protocol-specific packet sockets) and sends whole Ethernet frames
 //! out of that interface. It needs CAP_NET_RAW.
 #![allow(unsafe_code)]
+
+mod tcp_md5;
+/// UDP receive with TTL / hop limit and packet info (BFD).
+pub mod udp;
+
+pub use tcp_md5::set_tcp_md5_key;
 
 use std::io::{self, Read, Write};
 use std::mem;

@@ -9,6 +9,16 @@
 #   hack/bench.sh operator       on the local cluster: MetalLB resource applied -> Available
 #                                (TRIALS=5), API writes per minute in steady state (WINDOW=120 s),
 #                                the operator's RSS (debug in the cluster, release on the machine)
+#   hack/bench.sh bgp            on the local cluster (the operator's MetalLB, native BGP): time from
+#                                a Service's IP in its status to its route in the router (TRIALS=40
+#                                Services), COUNT=1000 Services advertised at once, the speakers'
+#                                RSS with 2 sessions and COUNT prefixes (debug in the cluster, then
+#                                a release build in node-1's place)
+#   hack/bench.sh upgrade        on the local cluster: the previous release (hack/previous-release)
+#                                upgraded to this one (VIA=olm, on a cluster brought up with
+#                                MLB_INSTALL=olm, or VIA=kustomize), TRIALS=3, under the L2 probe:
+#                                time from the new release available to every component upgraded,
+#                                per step, failed requests (goal 0)
 # Add a benchmark: a function bench_<name> and a line in the case below.
 set -euo pipefail
 
@@ -63,7 +73,38 @@ bench_operator() {
 	python3 "$root/hack/bench/operator.py" "$@"
 }
 
+bench_bgp() {
+	local kubeconfig="$root/.local/kubeconfig"
+	if [[ ! -f "$kubeconfig" ]]; then
+		echo "bgp needs the local cluster: run hack/local-up.sh" >&2
+		exit 1
+	fi
+	cargo build --quiet -p metallb-speaker -p metallb-controller -p metallb-operator
+	# A release speaker only for the RSS figure.
+	cargo build --release --quiet -p metallb-speaker
+	machine
+	python3 "$root/hack/bench/bgp.py" "$@"
+}
+
+bench_upgrade() {
+	local kubeconfig="$root/.local/kubeconfig"
+	if [[ ! -f "$kubeconfig" ]]; then
+		echo "upgrade needs the local cluster: run hack/local-up.sh (MLB_INSTALL=olm for VIA=olm)" >&2
+		exit 1
+	fi
+	machine
+	python3 "$root/hack/bench/upgrade.py" "$@"
+}
+
 case "${1:-}" in
+bgp)
+	shift
+	bench_bgp "$@"
+	;;
+upgrade)
+	shift
+	bench_upgrade "$@"
+	;;
 operator)
 	shift
 	bench_operator "$@"
@@ -77,7 +118,7 @@ controller)
 	bench_controller "$@"
 	;;
 *)
-	echo "usage: $0 controller|l2-failover|operator [args]" >&2
+	echo "usage: $0 controller|l2-failover|operator|bgp|upgrade [args]" >&2
 	exit 2
 	;;
 esac

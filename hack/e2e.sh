@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The end-to-end suite: brings the local cluster up (hack/local-up.sh), runs every ignored
-# (end-to-end) test of the metallb-e2e crate one at a time, tears the cluster down
-# (also when tests fail or the script is interrupted), and checks that nothing is left:
-# no mlb-* network namespace, link or cgroup, no mount below .local, no testbed,
-# control-plane, node (containerd, shim, kubelet, kube-proxy), container or FRR process.
+# The end-to-end suite, in two cycles of cluster bring-up, tests and tear-down:
+#   kustomize  hack/local-up.sh (the operator from its kustomize base), every suite of
+#              e2e/tests/ but olm.rs
+#   olm        MLB_INSTALL=olm hack/local-up.sh (OLM v0, a catalog, a Subscription), the suite
+#              e2e/tests/olm.rs alone (installs, uninstalls and upgrades through OLM and kustomize)
+# Each runs every ignored (end-to-end) test one at a time and tears the cluster down (also when
+# tests fail or the script is interrupted); then nothing may be left: no mlb-* network namespace,
+# link or cgroup, no mount below .local, no testbed, control-plane, node (containerd, shim,
+# kubelet, kube-proxy), container, OLM or FRR process.
+#   E2E_CYCLES="kustomize olm" (default: both, in that order)
 # Extra arguments go to the test binaries (e.g. a test name filter).
 set -euo pipefail
 
@@ -22,12 +27,37 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 
 start=$(date +%s)
-"$root/hack/local-up.sh"
-
 status=0
-cargo test --quiet --no-fail-fast -p metallb-e2e -- --ignored --test-threads=1 "$@" || status=$?
-
-teardown
+# shellcheck disable=SC2206 # a list of words
+cycles=(${E2E_CYCLES:-kustomize olm})
+for cycle in "${cycles[@]}"; do
+	cycle_start=$(date +%s)
+	suites=()
+	case "$cycle" in
+	kustomize)
+		for file in "$root"/e2e/tests/*.rs; do
+			name="$(basename "$file" .rs)"
+			[[ "$name" == olm ]] || suites+=(--test "$name")
+		done
+		"$root/hack/local-up.sh"
+		;;
+	olm)
+		suites=(--test olm)
+		# The upgrade tests start from the previous release: the nodes pull its images from the
+		# local registry, so they are built (once; reused while that release's commit is the same).
+		"$root/hack/previous-release.sh" build
+		MLB_INSTALL=olm "$root/hack/local-up.sh"
+		;;
+	*)
+		echo "e2e: unknown cycle $cycle (kustomize, olm)" >&2
+		exit 2
+		;;
+	esac
+	down_done=0
+	cargo test --quiet --no-fail-fast -p metallb-e2e "${suites[@]}" -- --ignored --test-threads=1 "$@" || status=$?
+	teardown
+	echo "e2e: cycle $cycle finished in $(($(date +%s) - cycle_start))s (exit so far $status)"
+done
 
 leftovers=()
 while read -r ns _; do
@@ -49,6 +79,9 @@ ours=(
 	"$target/debug/metallb-operator"
 	"$root/.local/bin/containerd"
 	"$root/.local/bin/containerd-shim-runc-v2"
+	"$root/.local/olm/bin/olm"
+	"$root/.local/olm/bin/catalog"
+	"$root/.local/bin/opm"
 )
 for proc in /proc/[0-9]*; do
 	exe="$(readlink "$proc/exe" 2>/dev/null || true)"

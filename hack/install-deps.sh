@@ -2,9 +2,9 @@
 # Installs what the local cluster and the images need and builds it; idempotent and quick when
 # nothing is missing. Debian packages are installed only if missing (one `apt-get update` then),
 # then the Rust targets of the images (rustup), the image tools (hack/build-tools.sh: crane, the
-# registry, cosign, opm), the control plane with the kubelet and kube-proxy
-# (hack/build-testcluster.sh), the nodes' containerd (hack/build-node-runtime.sh) and the
-# workspace binaries are built.
+# registry, cosign, opm), OLM and its validators (hack/build-olm.sh), the control plane with the
+# kubelet and kube-proxy (hack/build-testcluster.sh), the nodes' containerd
+# (hack/build-node-runtime.sh) and the workspace binaries are built.
 # Run as root (or with sudo available); works on a fresh machine with CI=true.
 set -euo pipefail
 
@@ -31,6 +31,7 @@ packages=(
 	runc
 	containernetworking-plugins
 	busybox-static
+	python3-yaml   # hack/verify-bundle_test.sh edits copies of the bundle's CSV
 	# The images (hack/images.sh): static musl binaries for linux/amd64 and linux/arm64. ring and
 	# psm compile C and assembly: musl-gcc for x86_64, the aarch64 cross compiler (which also
 	# links) for aarch64; binutils' readelf checks the result.
@@ -74,6 +75,8 @@ else
 fi
 
 "$root/hack/build-tools.sh"
+# OLM v0 (the local cluster's MLB_INSTALL=olm) and OLM's bundle validators (hack/verify.sh).
+"$root/hack/build-olm.sh"
 
 "$root/hack/build-testcluster.sh"
 "$root/hack/build-node-runtime.sh"

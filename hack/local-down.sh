@@ -8,6 +8,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
+# OLM's operators and the catalog server (hack/olm-local.sh), when MLB_INSTALL=olm started them.
+"$root/hack/olm-local.sh" down
+
 if [[ -x "$target/debug/mlb-testbed" ]]; then
 	exec "$target/debug/mlb-testbed" down
 fi

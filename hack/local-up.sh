@@ -5,7 +5,7 @@
 # topology of docs/topology.md, starts the control plane, FRR in the router namespace and a
 # real node (containerd, kubelet, kube-proxy) per node namespace. Repeated runs reuse what is
 # built and what is up.
-#   NODES=N (1..4, default 3)
+#   NODES=N (1..4, default 3); MLB_INSTALL=kustomize|olm and MLB_OPERATOR=0: see install_operator
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,12 +22,30 @@ if [[ -x "$root/hack/images.sh" ]]; then
 fi
 "$target/debug/mlb-testbed" up --nodes "${NODES:-3}"
 
-# MetalLB, the way a user installs it: the operator's kustomize base, then the minimal MetalLB
-# resource; waits until the resource is Available. MLB_OPERATOR=0 leaves the cluster bare.
+# MetalLB, the way a user installs it, then the minimal MetalLB resource; waits until the
+# resource is Available. MLB_OPERATOR=0 leaves the cluster bare. MLB_INSTALL chooses how the
+# operator is installed:
+#   kustomize (default)  the operator's kustomize base (kubectl apply -k manifests/operator)
+#   olm                  OLM v0 (hack/olm-local.sh): OLM's operators, a catalog of this checkout's
+#                        bundle and the previous release's, an OperatorGroup and a Subscription
+#                        to channel stable in metallb-system
 install_operator() {
 	[[ "${MLB_OPERATOR:-1}" == 1 ]] || return 0
 	local kubectl=("$root/.local/bin/kubectl" --kubeconfig "$root/.local/kubeconfig")
-	"${kubectl[@]}" apply -k "$root/manifests/operator" >/dev/null
+	case "${MLB_INSTALL:-kustomize}" in
+	kustomize)
+		"${kubectl[@]}" apply -k "$root/manifests/operator" >/dev/null
+		;;
+	olm)
+		"$root/hack/olm-local.sh" up
+		"$root/hack/olm-local.sh" serve
+		"$root/hack/olm-local.sh" subscribe metallb-system
+		;;
+	*)
+		echo "MLB_INSTALL=${MLB_INSTALL}: expected kustomize or olm" >&2
+		return 1
+		;;
+	esac
 	"${kubectl[@]}" -n metallb-system rollout status deployment/metallb-operator --timeout=180s
 	"${kubectl[@]}" apply -f "$root/manifests/samples/metallb.yaml" >/dev/null
 	if ! "${kubectl[@]}" -n metallb-system wait metallb/metallb --for=condition=Available --timeout=240s; then

@@ -26,7 +26,12 @@ step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warning
 # says where a true false positive is listed).
 step "unused dependencies" cargo machete
 step "unit tests" cargo test --workspace --quiet
+# FRR's own parser (vtysh --dryrun, from the frr package installed above) on every golden
+# frr.conf of the speaker's FRR mode.
+step "FRR golden files" cargo test -p metallb-speaker --test frr_syntax --quiet -- --ignored
 step "generated files" hack/verify.sh
+# verify.sh's OLM validation really fails: broken copies of the bundle must be refused.
+step "OLM validation refuses broken bundles" hack/verify-bundle_test.sh
 # The images step starts the local registry unless it runs; then it is stopped when this script
 # ends, whatever the outcome.
 if ! hack/registry.sh status >/dev/null 2>&1; then

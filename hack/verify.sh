@@ -4,6 +4,9 @@
 # Then checks that the operator's kustomize base, the OLM bundle and the operator's own defaults
 # name the same images (docs/release.md: the committed files name tags; hack/images.sh makes a
 # rendering by digest).
+# Last, OLM's own validators on the bundle and `opm validate` on the catalog it makes with the
+# previous release (hack/verify-bundle.sh; docs/operator.md, "OLM's validators"): an error, or a
+# warning that is not explained, fails.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp="$(mktemp -d)"
@@ -22,3 +25,5 @@ fi
 echo "generated files are up to date"
 
 "$root/hack/check-image-refs.sh" "$root" "$root/target/debug/metallb-operator"
+
+"$root/hack/verify-bundle.sh" "$root/bundle"

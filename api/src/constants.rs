@@ -45,10 +45,6 @@ pub mod component {
     pub const SPEAKER: &str = "speaker";
 }
 
-/// The BGP backends this project implements. MetalLB's `frr-k8s` and `frr-k8s-external` are not
-/// offered: see the README's feature table.
-pub const SUPPORTED_BGP_BACKENDS: [&str; 2] = ["native", "frr"];
-
 /// Names of the objects the operator deploys and the components refer to.
 pub mod names {
     pub const CONTROLLER_DEPLOYMENT: &str = "controller";

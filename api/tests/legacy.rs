@@ -484,12 +484,11 @@ const BAD_INPUTS: &[Bad] = &[
         problems: &["address-pools[0].auto-assign: invalid boolean (line 5, column 16)"],
     },
     Bad {
-        name: "BFD with the native backend",
-        config: "peers:\n- my-asn: 64500\n  peer-asn: 64501\n  peer-address: 192.0.2.1\n  bfd-profile: b\n  keepalive-time: 10s\nbfd-profiles:\n- name: b\n",
+        name: "an IPv6 router ID with the native backend",
+        config: "peers:\n- my-asn: 64500\n  peer-asn: 64501\n  peer-address: 192.0.2.1\n  router-id: 2001:db8::1\n",
         backend: Some(BgpBackend::Native),
         problems: &[
-            "peers[0].bfd-profile: bfdProfile is not supported by the native BGP backend; use bgpBackend: frr",
-            "bfd-profiles[0].name: BFD profiles are not supported by the native BGP backend; use bgpBackend: frr",
+            "peers[0].router-id: routerID 2001:db8::1 is not an IPv4 address: a BGP identifier is 32 bits",
         ],
     },
     Bad {
@@ -569,6 +568,28 @@ fn a_valid_peer_alone_converts() {
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
         ["BGPPeer/peer1"]
+    );
+}
+
+#[test]
+fn bfd_profiles_convert_for_the_native_backend() {
+    // MetalLB refuses BFD with its native speaker; ours runs BFD itself (docs/bfd.md).
+    let converted = legacy::convert(
+        "peers:\n- my-asn: 64500\n  peer-asn: 64501\n  peer-address: 192.0.2.1\n  bfd-profile: b\nbfd-profiles:\n- name: b\n  receive-interval: 100\n",
+        &ConvertOptions {
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            source: "metallb-system/config".to_string(),
+            backend: Some(BgpBackend::Native),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        converted
+            .object_refs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["BGPPeer/peer1", "BFDProfile/b"]
     );
 }
 

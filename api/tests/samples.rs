@@ -51,17 +51,14 @@ fn native_backend_names_every_frr_only_field_in_the_samples() {
         .filter(|p| p.severity == Severity::Error)
         .map(|p| format!("{}/{} {}", p.kind, p.name, p.field))
         .collect();
-    // Only what needs FRR itself: the native speaker supports the rest (connectTime, graceful
-    // restart, dynamicASN, IPv6 pools, large communities).
+    // Only what needs FRR itself: the native speaker supports the rest (BFD, connectTime,
+    // graceful restart, dynamicASN, IPv6 pools, large communities).
     assert_eq!(
         errors,
         [
-            "BGPPeer/legacy spec.bfdProfile",
-            "BGPPeer/upstream spec.bfdProfile",
             "BGPPeer/reflector spec.vrf",
             "BGPPeer/reflector spec.localASN",
             "BGPPeer/unnumbered spec.interface",
-            "BFDProfile/fast metadata.name",
         ]
     );
 }

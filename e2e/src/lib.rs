@@ -20,6 +20,7 @@ pub mod cmd;
 pub mod cni;
 pub mod frr;
 pub mod harness;
+pub mod l2probe;
 pub mod node;
 pub mod paths;
 pub mod testbed;

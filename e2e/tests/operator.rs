@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
 use kube::{Api, ResourceExt};
 use metallb_api::v1beta1::MetalLB;
 use metallb_e2e::harness::{Cluster, container_pid, pod_ready, process_alive, wait_for};
@@ -20,8 +21,6 @@ use common::condition;
 
 const NS: &str = common::OPERATOR_NS;
 const ROLLOUT: Duration = Duration::from_secs(180);
-const OWNER: &str =
-    "app.kubernetes.io/managed-by=metallb-operator,metallb.io/owner=metallb-system.metallb";
 
 fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -90,6 +89,83 @@ fn process_args(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// One object `metallb-operator render` says the operator deploys.
+#[derive(Debug, Clone)]
+struct Rendered {
+    api_version: String,
+    kind: String,
+    name: String,
+    namespace: Option<String>,
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// What `metallb-operator render` says a sample deploys (into `namespace`).
+fn rendered(sample: &str, namespace: &str) -> Vec<Rendered> {
+    let operator = root().join("target/debug/metallb-operator");
+    let yaml = metallb_e2e::cmd::stdout(&[
+        operator.display().to_string(),
+        "render".into(),
+        "-n".into(),
+        namespace.into(),
+        "-f".into(),
+        root()
+            .join("manifests/samples")
+            .join(sample)
+            .display()
+            .to_string(),
+    ])
+    .expect("render works");
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&yaml).expect("render prints YAML");
+    docs.into_iter()
+        .filter(|d| !d.is_null())
+        .map(|d| Rendered {
+            api_version: d["apiVersion"].as_str().unwrap().into(),
+            kind: d["kind"].as_str().unwrap().into(),
+            name: d["metadata"]["name"].as_str().unwrap().into(),
+            namespace: d["metadata"]["namespace"].as_str().map(String::from),
+        })
+        .collect()
+}
+
+/// The rendered objects that exist in the cluster, looked up by kind and name.
+async fn existing(cluster: &Cluster, objects: &[Rendered]) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    for o in objects {
+        let (group, version) = o
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", o.api_version.as_str()));
+        let gvk = GroupVersionKind::gvk(group, version, &o.kind);
+        let (resource, caps) = kube::discovery::pinned_kind(&cluster.client(), &gvk)
+            .await
+            .map_err(|e| e.to_string())?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(
+                cluster.client(),
+                o.namespace.as_deref().unwrap_or(NS),
+                &resource,
+            ),
+            Scope::Cluster => Api::all_with(cluster.client(), &resource),
+        };
+        if let Some(live) = api.get_opt(&o.name).await.map_err(|e| e.to_string())?
+            && live.metadata.deletion_timestamp.is_none()
+        {
+            found.push(o.to_string());
+        }
+    }
+    Ok(found)
+}
+
+fn everything(objects: &[Rendered]) -> Vec<String> {
+    objects.iter().map(ToString::to_string).collect()
+}
+
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
 async fn installing_with_kubectl_apply_k_and_a_cr_runs_the_controller_and_a_speaker_per_node() {
@@ -103,6 +179,12 @@ async fn installing_with_kubectl_apply_k_and_a_cr_runs_the_controller_and_a_spea
         .expect("kubectl apply -k works");
     assert!(out.contains("deployment.apps/metallb-operator"), "{out}");
     let cr = metallb_available(&cluster).await;
+    let objects = rendered("metallb.yaml", NS);
+    assert_eq!(
+        existing(&cluster, &objects).await.unwrap(),
+        everything(&objects),
+        "everything `metallb-operator render` lists exists"
+    );
     assert_eq!(
         condition(&cr, "Degraded").map(|c| c.status),
         Some("False".into())
@@ -397,7 +479,17 @@ async fn hand_edits_are_reverted() {
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
 async fn deleting_the_resource_removes_everything_it_created() {
     let cluster = Cluster::connect().await.expect("the local cluster is up");
-    let cr = metallb_available(&cluster).await;
+    let before = metallb_available(&cluster).await;
+    let objects = rendered("metallb.yaml", NS);
+    assert_eq!(
+        existing(&cluster, &objects).await.unwrap(),
+        everything(&objects)
+    );
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), NS);
+    assert!(
+        secrets.get_opt("memberlist").await.unwrap().is_some(),
+        "the controller created the speakers' memberlist key"
+    );
     let pids: Vec<u32> = cluster
         .pods(NS, "app=metallb")
         .await
@@ -410,22 +502,41 @@ async fn deleting_the_resource_removes_everything_it_created() {
     api.delete("metallb", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the MetalLB resource and everything it owned to go", ROLLOUT, || async {
-        let mut left = Vec::new();
-        if api.get_opt("metallb").await.map_err(|e| e.to_string())?.is_some() {
-            left.push("MetalLB/metallb".to_string());
-        }
-        let roles: Api<ClusterRole> = Api::all(cluster.client());
-        for r in roles.list_metadata(&ListParams::default().labels(OWNER)).await.map_err(|e| e.to_string())?.items {
-            left.push(format!("ClusterRole/{}", r.name_any()));
-        }
-        let out = cluster
-            .kubectl(&["get", "deployments,daemonsets,serviceaccounts,configmaps,secrets,services,roles,rolebindings,clusterrolebindings,validatingwebhookconfigurations", "-A", "-l", OWNER, "-o", "name"])
-            .map_err(|e| e.to_string())?;
-        left.extend(out.lines().map(String::from));
-        left.extend(pids.iter().filter(|p| process_alive(**p)).map(|p| format!("process {p}")));
-        if left.is_empty() { Ok(()) } else { Err(format!("still there: {left:?}")) }
-    })
+    // Looked up by kind and name, not by the labels the operator's own cleanup selects on: an
+    // object that lost its labels would be missed by both.
+    wait_for(
+        "the MetalLB resource and everything it owned to go",
+        ROLLOUT,
+        || async {
+            let mut left = existing(&cluster, &objects).await?;
+            if api
+                .get_opt("metallb")
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                left.push("MetalLB/metallb".to_string());
+            }
+            if secrets
+                .get_opt("memberlist")
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                left.push("Secret/memberlist".to_string());
+            }
+            left.extend(
+                pids.iter()
+                    .filter(|p| process_alive(**p))
+                    .map(|p| format!("process {p}")),
+            );
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still there: {left:?}"))
+            }
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     let ns: Namespace = Api::all(cluster.client()).get(NS).await.unwrap();
@@ -434,7 +545,372 @@ async fn deleting_the_resource_removes_everything_it_created() {
         !labels.contains_key("pod-security.kubernetes.io/enforce"),
         "the operator's labels are released: {labels:?}"
     );
-    assert!(cr.uid().is_some());
+    let after = metallb_available(&cluster).await;
+    assert_ne!(after.uid(), before.uid(), "a new resource, deployed again");
+    assert_eq!(
+        existing(&cluster, &objects).await.unwrap(),
+        everything(&objects)
+    );
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn the_status_reports_the_operators_version_and_the_version_each_component_runs() {
+    let cluster = Cluster::connect().await.expect("the local cluster is up");
+    let cr = metallb_available(&cluster).await;
+    let nodes = cluster
+        .kubectl(&["get", "nodes", "-o", "name"])
+        .unwrap()
+        .lines()
+        .count() as i32;
+    let version = env!("CARGO_PKG_VERSION");
+    let status = cr.status.unwrap();
+    assert_eq!(status.version.as_deref(), Some(version));
+    let components = serde_json::to_value(status.components.unwrap()).unwrap();
+    assert_eq!(
+        components,
+        serde_json::json!([
+            {"name": "controller", "version": version, "podsByVersion": {version: 1}},
+            {"name": "speaker", "version": version, "podsByVersion": {version: nodes}},
+        ])
+    );
+    assert_eq!(status.rollout, None);
+    let printed = cluster
+        .kubectl(&[
+            "-n",
+            NS,
+            "get",
+            "metallb",
+            "metallb",
+            "-o",
+            "jsonpath={.status.version}",
+        ])
+        .unwrap();
+    assert_eq!(printed, version);
+}
+
+/// Sets (or, with `None`, removes) environment variables of the operator's Deployment and waits
+/// until the new operator pod is the only one.
+async fn operator_env(cluster: &Cluster, vars: &[(&str, Option<&str>)]) {
+    let mut args = vec!["-n", NS, "set", "env", "deployment/metallb-operator"];
+    let owned: Vec<String> = vars
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => format!("{k}-"),
+        })
+        .collect();
+    args.extend(owned.iter().map(String::as_str));
+    cluster.kubectl(&args).expect("kubectl set env works");
+    cluster
+        .kubectl(&[
+            "-n",
+            NS,
+            "rollout",
+            "status",
+            "deployment/metallb-operator",
+            "--timeout=180s",
+        ])
+        .expect("the operator rolls out");
+}
+
+fn speaker_image(ds: &DaemonSet) -> String {
+    ds.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn a_controller_that_cannot_start_stops_the_rollout_before_the_speakers() {
+    let cluster = Cluster::connect().await.expect("the local cluster is up");
+    metallb_available(&cluster).await;
+    let daemonsets: Api<DaemonSet> = Api::namespaced(cluster.client(), NS);
+    let speakers_before = speaker_image(&daemonsets.get("speaker").await.unwrap());
+    // A new release whose controller image cannot be pulled: the test cluster maps no program
+    // to it (ErrImagePull), while the new speaker image would run.
+    operator_env(
+        &cluster,
+        &[
+            (
+                "CONTROLLER_IMAGE",
+                Some("quay.io/metallb-rs/metallb-controller-broken:v9.9.9"),
+            ),
+            (
+                "SPEAKER_IMAGE",
+                Some("quay.io/metallb-rs/metallb-speaker:v9.9.9"),
+            ),
+            ("UPGRADE_STEP_TIMEOUT", Some("20s")),
+        ],
+    )
+    .await;
+    let cr = common::wait_condition(&cluster, "metallb", "Degraded", ROLLOUT, |c| {
+        c.status == "True" && c.reason == "ControllerRolloutFailed"
+    })
+    .await;
+    let degraded = condition(&cr, "Degraded").unwrap();
+    assert!(
+        degraded
+            .message
+            .contains("did not become healthy within 20s")
+            && degraded.message.contains("ErrImagePull")
+            && degraded
+                .message
+                .contains("the speakers stay on their version"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(
+        condition(&cr, "Progressing").map(|c| (c.status, c.reason)),
+        Some(("False".into(), "ControllerRolloutFailed".into()))
+    );
+    assert_eq!(
+        cr.status
+            .as_ref()
+            .unwrap()
+            .rollout
+            .as_ref()
+            .map(|r| r.step.as_str()),
+        Some("Controller")
+    );
+    assert_eq!(
+        speaker_image(&daemonsets.get("speaker").await.unwrap()),
+        speakers_before,
+        "the speakers were not changed"
+    );
+    for p in speaker_pods(&cluster).await {
+        assert!(pod_ready(&p), "{} still runs", p.name_any());
+        assert_eq!(
+            p.spec.as_ref().unwrap().containers[0].image.as_deref(),
+            Some(speakers_before.as_str())
+        );
+    }
+    // Back to this release: the controller returns to its old template, nothing is left
+    // Degraded.
+    operator_env(
+        &cluster,
+        &[
+            ("CONTROLLER_IMAGE", None),
+            ("SPEAKER_IMAGE", None),
+            ("UPGRADE_STEP_TIMEOUT", None),
+        ],
+    )
+    .await;
+    common::wait_condition(&cluster, "metallb", "Degraded", ROLLOUT, |c| {
+        c.status == "False"
+    })
+    .await;
+    let cr = wait_condition(&cluster, "metallb", "Available", "True", ROLLOUT).await;
+    assert_eq!(cr.status.unwrap().rollout, None);
+}
+
+/// What the OLM bundle's ClusterServiceVersion installs, installed by hand into `namespace`
+/// (as OLM would with the OwnNamespace mode): its ServiceAccount, cluster and namespace
+/// permissions, and Deployment.
+async fn install_like_olm(cluster: &Cluster, namespace: &str) -> String {
+    let csv_text = std::fs::read_to_string(
+        root().join("bundle/manifests/metallb-rs-operator.clusterserviceversion.yaml"),
+    )
+    .unwrap();
+    let csv: serde_json::Value = serde_saphyr::from_str(&csv_text).unwrap();
+    let install = &csv["spec"]["install"]["spec"];
+    let account = install["clusterPermissions"][0]["serviceAccountName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cluster_role = format!("{account}-{namespace}");
+    let subjects =
+        serde_json::json!([{"kind": "ServiceAccount", "name": account, "namespace": namespace}]);
+    let objects = serde_json::json!([
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": cluster_role},
+         "rules": install["clusterPermissions"][0]["rules"]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": cluster_role},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role}, "subjects": subjects},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": account, "namespace": namespace},
+         "rules": install["permissions"][0]["rules"]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": account, "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account}, "subjects": subjects},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": install["deployments"][0]["name"], "namespace": namespace},
+         "spec": install["deployments"][0]["spec"]},
+    ]);
+    for o in objects.as_array().unwrap() {
+        cluster
+            .apply_yaml(Some(namespace), &serde_json::to_string(o).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", o["kind"]));
+    }
+    cluster_role
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn installed_like_olm_into_another_namespace_metallb_becomes_available_and_assigns_ips() {
+    let cluster = Cluster::connect().await.expect("the local cluster is up");
+    metallb_available(&cluster).await;
+    // One MetalLB per cluster: the one in metallb-system goes first.
+    let home: Api<MetalLB> = Api::namespaced(cluster.client(), NS);
+    home.delete("metallb", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        "MetalLB/metallb in metallb-system to go",
+        ROLLOUT,
+        || async {
+            match home.get_opt("metallb").await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(_) => Err("still there".to_string()),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let other = cluster.namespace("olm-ns").await.unwrap();
+    let ns = other.name().to_string();
+    let cluster_role = install_like_olm(&cluster, &ns).await;
+    cluster
+        .kubectl(&[
+            "-n",
+            &ns,
+            "rollout",
+            "status",
+            "deployment/metallb-operator",
+            "--timeout=180s",
+        ])
+        .expect("the operator runs");
+    cluster
+        .apply_yaml(
+            Some(&ns),
+            "apiVersion: metallb.io/v1beta1\nkind: MetalLB\nmetadata: {name: metallb}\n",
+        )
+        .await
+        .unwrap();
+    let api: Api<MetalLB> = Api::namespaced(cluster.client(), &ns);
+    let available = wait_for(
+        "MetalLB in the other namespace to be Available",
+        ROLLOUT,
+        || async {
+            let cr = api
+                .get_opt("metallb")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("not found")?;
+            match condition(&cr, "Available") {
+                Some(c) if c.status == "True" => Ok(cr),
+                Some(c) => Err(format!(
+                    "{}: {} / Degraded: {:?}",
+                    c.reason,
+                    c.message,
+                    condition(&cr, "Degraded").map(|d| d.message)
+                )),
+                None => Err("no condition at all".into()),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        condition(&available, "Degraded").map(|c| c.status),
+        Some("False".into())
+    );
+    let labels = Api::<Namespace>::all(cluster.client())
+        .get(&ns)
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("privileged"),
+        "the operator labelled the namespace it was installed in"
+    );
+    let objects = rendered("metallb.yaml", &ns);
+    assert_eq!(
+        existing(&cluster, &objects).await.unwrap(),
+        everything(&objects)
+    );
+
+    // A working load balancer: a pool in that namespace, a Service gets an IP from it.
+    cluster
+        .apply_yaml(
+            Some(&ns),
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: other}\nspec: {addresses: [192.0.2.248-192.0.2.249]}\n",
+        )
+        .await
+        .unwrap();
+    let apps = cluster.namespace("olm-app").await.unwrap();
+    cluster
+        .apply_yaml(
+            Some(apps.name()),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n",
+        )
+        .await
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(cluster.client(), apps.name());
+    wait_for(
+        "the Service to get an IP from the pool",
+        Duration::from_secs(60),
+        || async {
+            let svc = services.get("web").await.map_err(|e| e.to_string())?;
+            let ips: Vec<String> = svc
+                .status
+                .and_then(|s| s.load_balancer)
+                .and_then(|lb| lb.ingress)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|i| i.ip)
+                .collect();
+            (ips == ["192.0.2.248"])
+                .then_some(())
+                .ok_or(format!("{ips:?}"))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    drop(apps);
+
+    // Uninstall in the documented order: the MetalLB resource first (its finalizer needs the
+    // operator), then the operator.
+    api.delete("metallb", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the other MetalLB to go", ROLLOUT, || async {
+        let left = existing(&cluster, &objects).await?;
+        let cr = api.get_opt("metallb").await.map_err(|e| e.to_string())?;
+        if left.is_empty() && cr.is_none() {
+            Ok(())
+        } else {
+            Err(format!("still there: {left:?}, resource {}", cr.is_some()))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let _ = cluster.kubectl(&[
+        "delete",
+        "clusterrole,clusterrolebinding",
+        &cluster_role,
+        "--ignore-not-found",
+    ]);
+    let _ = cluster.kubectl(&[
+        "-n",
+        &ns,
+        "delete",
+        "deployment/metallb-operator",
+        "--wait=true",
+    ]);
+    drop(other);
     metallb_available(&cluster).await;
 }
 

@@ -22,6 +22,12 @@ pub fn semver() -> &'static str {
     images::VERSION.trim_start_matches('v')
 }
 
+/// The CSV's `olm.skipRange`: from the start of the previous minor version to this one.
+pub fn skip_range() -> String {
+    let this = crate::version::operator();
+    format!(">={} <{this}", crate::version::oldest_direct_upgrade(&this))
+}
+
 fn labels() -> Value {
     json!({
         "app.kubernetes.io/name": OPERATOR_NAME,
@@ -38,8 +44,32 @@ const ALL: &[&str] = &[
     "get", "list", "watch", "create", "update", "patch", "delete",
 ];
 
+/// Where the operator is installed from: its permissions differ in one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installer {
+    /// `kubectl apply -k manifests/operator`: the namespace is known when the manifests are
+    /// generated, so the operator may label only that one for Pod Security.
+    Kustomize,
+    /// OLM: the install namespace is chosen at install time, and a ClusterServiceVersion cannot
+    /// name it in a rule, so the operator may patch namespaces (it patches only its own, and
+    /// only the three Pod Security labels, with a field manager of their own).
+    Olm,
+}
+
 /// Rules of the operator's ClusterRole (cluster-wide) and Role (its namespace).
-pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
+pub fn operator_rules(namespace: &str, installer: Installer) -> (Vec<Value>, Vec<Value>) {
+    let crds = crd::all();
+    let crd_names: Vec<String> = crds
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .collect();
+    let plurals: Vec<String> = crds.iter().map(|c| c.spec.names.plural.clone()).collect();
+    let namespace_patch = match installer {
+        Installer::Kustomize => {
+            json!({ "apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace], "verbs": ["patch", "update"] })
+        }
+        Installer::Olm => rule(&[""], &["namespaces"], &["patch", "update"]),
+    };
     let mut cluster = vec![
         rule(
             &["metallb.io"],
@@ -63,8 +93,13 @@ pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
             ALL,
         ),
         rule(&[""], &["namespaces"], &["get", "list", "watch"]),
-        json!({ "apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace], "verbs": ["patch", "update"] }),
+        namespace_patch,
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+        // The CRD step: this release's CRDs are checked, and objects stored in an older version
+        // are rewritten in the storage version (every namespace), then storedVersions trimmed.
+        json!({ "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "resourceNames": crd_names, "verbs": ["get"] }),
+        json!({ "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions/status"], "resourceNames": crd_names, "verbs": ["patch"] }),
+        json!({ "apiGroups": ["metallb.io"], "resources": plurals, "verbs": ["list", "update"] }),
     ];
     let mut local = vec![
         rule(
@@ -72,13 +107,16 @@ pub fn operator_rules(namespace: &str) -> (Vec<Value>, Vec<Value>) {
             &["serviceaccounts", "configmaps", "secrets", "services"],
             ALL,
         ),
+        // The versions the components run, and why a pod is not ready.
+        rule(&[""], &["pods"], &["get", "list", "watch"]),
         rule(&["apps"], &["deployments", "daemonsets"], ALL),
         rule(
             &["rbac.authorization.k8s.io"],
             &["roles", "rolebindings"],
             ALL,
         ),
-        // The legacy ConfigMap migration creates the converted configuration.
+        // The legacy ConfigMap migration creates the converted configuration; the controller
+        // step sends an L2Advertisement to the webhooks as a dry run.
         rule(
             &["metallb.io"],
             &[
@@ -146,6 +184,12 @@ pub fn deployment_spec(images: &InstallImages) -> Value {
     let release = &images.release;
     json!({
         "replicas": 1,
+        // The old operator stops before the new one starts. The default rolling update runs both
+        // for a while, and the old one would keep applying its release's templates while the new
+        // one upgrades the components: the controller's Deployment flipping between versions.
+        // The operator holds no Lease; one replica, replaced with a gap, is simplest (nothing
+        // breaks while no operator runs: the components keep running).
+        "strategy": { "type": "Recreate" },
         "selector": { "matchLabels": { "app.kubernetes.io/name": OPERATOR_NAME } },
         "template": {
             "metadata": { "labels": labels() },
@@ -183,7 +227,7 @@ pub fn kustomize_files(
     namespace: &str,
     images: &InstallImages,
 ) -> BTreeMap<&'static str, Vec<Value>> {
-    let (cluster_rules, local_rules) = operator_rules(namespace);
+    let (cluster_rules, local_rules) = operator_rules(namespace, Installer::Kustomize);
     let meta = |name: &str, ns: Option<&str>| {
         let mut m = json!({ "name": name, "labels": labels() });
         if let Some(ns) = ns {
@@ -295,16 +339,68 @@ pub fn bundle_crds()
     crds
 }
 
+/// The release this one upgrades from, as `hack/previous-release` records it (`version=`): the
+/// CSV's `replaces`, so that OLM's channel holds an upgrade edge from it.
+pub fn previous_release() -> semver::Version {
+    parse_previous_release(include_str!("../../hack/previous-release"))
+        .expect("hack/previous-release has a line version=<semver>")
+}
+
+fn parse_previous_release(text: &str) -> Option<semver::Version> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("version="))
+        .and_then(|v| semver::Version::parse(v.trim()).ok())
+}
+
+/// The kinds the components write and users only read (status reports): OLM's consoles list
+/// them apart and offer no form to create them. They get no `alm-examples` entry, so the CSV
+/// validator warns about them (docs/olm.md, "Validation").
+const INTERNAL_KINDS: &[&str] = &["ServiceL2Status", "ServiceBGPStatus", "ConfigurationState"];
+
+/// `operators.operatorframework.io/internal-objects`: the CRD names of [`INTERNAL_KINDS`].
+fn internal_objects() -> String {
+    let names: Vec<String> = crd::all()
+        .into_iter()
+        .filter(|c| INTERNAL_KINDS.contains(&c.spec.names.kind.as_str()))
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    serde_json::to_string(&names).expect("names serialize")
+}
+
+/// `alm-examples`: a minimal object of every kind (and version) a user creates, each one valid
+/// (a test runs them through the validator), forming one working L2 and BGP configuration.
+fn examples(namespace: &str) -> Value {
+    let meta = |name: &str| json!({ "name": name, "namespace": namespace });
+    json!([
+        { "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": meta("metallb") },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": meta("lan"),
+          "spec": { "addresses": ["192.0.2.200-192.0.2.250"] } },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement", "metadata": meta("lan"),
+          "spec": { "ipAddressPools": ["lan"] } },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": meta("lan"),
+          "spec": { "ipAddressPools": ["lan"], "communities": ["no-export"] } },
+        { "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": meta("router"),
+          "spec": { "myASN": 64512, "peerASN": 64500, "peerAddress": "192.0.2.1" } },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "BGPPeer", "metadata": meta("router-v1beta1"),
+          "spec": { "myASN": 64512, "peerASN": 64501, "peerAddress": "192.0.2.2" } },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "BFDProfile", "metadata": meta("fast"),
+          "spec": { "receiveInterval": 300, "transmitInterval": 300, "detectMultiplier": 3 } },
+        { "apiVersion": "metallb.io/v1beta1", "kind": "Community", "metadata": meta("communities"),
+          "spec": { "communities": [{ "name": "no-export", "value": "65535:65281" }] } },
+    ])
+}
+
+/// The icon OLM's consoles show (`operator/assets/icon.svg`), base64-encoded.
+fn icon_base64() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(include_str!("../assets/icon.svg").trim_end())
+}
+
 /// The ClusterServiceVersion.
 pub fn csv(namespace: &str, images: &InstallImages) -> Value {
     let release = &images.release;
-    let (cluster_rules, local_rules) = operator_rules(namespace);
-    let examples = json!([
-        { "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": { "name": "metallb", "namespace": namespace } },
-        { "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": { "name": "lan", "namespace": namespace },
-          "spec": { "addresses": ["192.0.2.200-192.0.2.250"] } },
-        { "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement", "metadata": { "name": "lan", "namespace": namespace } },
-    ]);
+    let (cluster_rules, local_rules) = operator_rules(namespace, Installer::Olm);
+    let examples = examples(namespace);
     json!({
         "apiVersion": "operators.coreos.com/v1alpha1",
         "kind": "ClusterServiceVersion",
@@ -319,8 +415,11 @@ pub fn csv(namespace: &str, images: &InstallImages) -> Value {
                 "description": "Load balancer for bare-metal Kubernetes, compatible with MetalLB's API.",
                 "operatorframework.io/suggested-namespace": namespace,
                 "operators.operatorframework.io/builder": "metallb-operator generate",
-                // Upgrades: any earlier release of this package can be replaced by this one.
-                "olm.skipRange": format!(">=0.0.0 <{}", semver()),
+                // Upgrades: OLM may go straight to this release from any release of the previous
+                // minor version or later, the jumps the operator's skew policy allows
+                // (docs/operator.md, "Upgrading").
+                "olm.skipRange": skip_range(),
+                "operators.operatorframework.io/internal-objects": internal_objects(),
             },
             "labels": {
                 "operatorframework.io/arch.amd64": "supported",
@@ -334,7 +433,10 @@ pub fn csv(namespace: &str, images: &InstallImages) -> Value {
     IPAddressPools you define and announces them with ARP/NDP (L2) or BGP. It keeps MetalLB's API: every metallb.io kind, field \
     and annotation. Create one MetalLB resource named `metallb` in the operator's namespace to deploy it.",
             "version": semver(),
+            // OLM's upgrade edge: this release replaces the previous one in the channel.
+            "replaces": format!("{PACKAGE}.v{}", previous_release()),
             "minKubeVersion": "1.33.0",
+            "icon": [{ "base64data": icon_base64(), "mediatype": "image/svg+xml" }],
             "maturity": "alpha",
             "provider": { "name": "metallb-rs" },
             "keywords": ["load balancer", "metallb", "bgp", "arp", "bare metal"],
@@ -383,7 +485,7 @@ mod tests {
     #[test]
     fn the_operator_holds_every_permission_it_grants() {
         // RBAC escalation prevention: the operator may only create roles whose rules it holds.
-        let (cluster, local) = operator_rules("lb");
+        let (cluster, local) = operator_rules("lb", Installer::Kustomize);
         for backend in ["native", "frr"] {
             let cr: MetalLB = serde_json::from_value(json!({
                 "apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": {"name": "metallb"},
@@ -419,7 +521,28 @@ mod tests {
         assert_eq!(
             namespace_patch["resourceNames"],
             json!(["lb"]),
-            "the operator labels only its own namespace"
+            "installed with kustomize, the operator may label only its own namespace"
+        );
+        let (olm, _) = operator_rules("lb", Installer::Olm);
+        let namespace_patch = olm
+            .iter()
+            .find(|r| {
+                r["resources"] == json!(["namespaces"]) && r["verbs"] == json!(["patch", "update"])
+            })
+            .unwrap();
+        assert_eq!(
+            namespace_patch.get("resourceNames"),
+            None,
+            "installed by OLM into a namespace chosen at install time, it may patch namespaces"
+        );
+    }
+
+    #[test]
+    fn olm_skips_straight_to_this_release_only_from_the_previous_minor() {
+        let v = crate::version::operator();
+        assert_eq!(
+            skip_range(),
+            format!(">={}.{}.0 <{v}", v.major, v.minor.saturating_sub(1))
         );
     }
 
@@ -488,6 +611,109 @@ mod tests {
                 { "name": "frr", "image": "quay.io/frrouting/frr:10.5.3" },
             ])
         );
+    }
+
+    #[test]
+    fn an_upgrade_stops_the_old_operator_before_the_new_one_starts() {
+        let images = InstallImages::release();
+        let csv = csv("metallb-system", &images);
+        let files = kustomize_files("metallb-system", &images);
+        for spec in [
+            &csv["spec"]["install"]["spec"]["deployments"][0]["spec"],
+            &files["deployment.yaml"][0]["spec"],
+        ] {
+            assert_eq!(spec["strategy"], json!({ "type": "Recreate" }));
+            assert_eq!(spec["replicas"], 1);
+        }
+    }
+
+    #[test]
+    fn the_csv_replaces_the_previous_release_which_is_older() {
+        let csv = csv("metallb-system", &InstallImages::release());
+        assert_eq!(csv["spec"]["replaces"], "metallb-rs-operator.v0.1.0");
+        let this = semver::Version::parse(semver()).unwrap();
+        assert!(
+            previous_release() < this,
+            "{} is not older than {this}",
+            previous_release()
+        );
+    }
+
+    #[test]
+    fn the_previous_release_is_read_from_its_version_line() {
+        let text = "# a comment\ncommit=9899d24\nversion= 1.2.3 \n";
+        assert_eq!(
+            parse_previous_release(text),
+            Some(semver::Version::new(1, 2, 3))
+        );
+        assert_eq!(parse_previous_release("commit=9899d24\n"), None);
+        assert_eq!(parse_previous_release("version=one\n"), None);
+    }
+
+    #[test]
+    fn every_kind_a_user_creates_has_a_valid_example_and_status_kinds_are_internal() {
+        let csv = csv("metallb-system", &InstallImages::release());
+        let examples: Vec<Value> = serde_json::from_str(
+            csv["metadata"]["annotations"]["alm-examples"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let mut with_example: Vec<(String, String)> = examples
+            .iter()
+            .map(|e| {
+                (
+                    e["apiVersion"].as_str().unwrap().to_string(),
+                    e["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        with_example.sort();
+        let mut user_kinds: Vec<(String, String)> =
+            csv["spec"]["customresourcedefinitions"]["owned"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| !INTERNAL_KINDS.contains(&o["kind"].as_str().unwrap()))
+                .map(|o| {
+                    (
+                        format!("metallb.io/{}", o["version"].as_str().unwrap()),
+                        o["kind"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+        user_kinds.sort();
+        assert_eq!(with_example, user_kinds);
+
+        let report = metallb_api::validate::validate_values(
+            &examples,
+            &metallb_api::config::ParseOptions::new("metallb-system", None),
+        );
+        assert_eq!(
+            report
+                .problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+            Vec::<String>::new()
+        );
+
+        assert_eq!(
+            csv["metadata"]["annotations"]["operators.operatorframework.io/internal-objects"],
+            r#"["configurationstates.metallb.io","servicebgpstatuses.metallb.io","servicel2statuses.metallb.io"]"#
+        );
+    }
+
+    #[test]
+    fn the_icon_is_the_committed_svg() {
+        use base64::Engine as _;
+        let csv = csv("metallb-system", &InstallImages::release());
+        let icon = &csv["spec"]["icon"][0];
+        assert_eq!(icon["mediatype"], "image/svg+xml");
+        let svg = base64::engine::general_purpose::STANDARD
+            .decode(icon["base64data"].as_str().unwrap())
+            .unwrap();
+        assert!(String::from_utf8(svg).unwrap().starts_with("<svg "));
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! `metallb-operator`: runs the operator, or one of the offline commands (`crds`, `validate`).
+//! `metallb-operator`: runs the operator, or one of the offline commands (`crds`, `validate`,
+//! `render`, `convert-config`).
 #![forbid(unsafe_code)]
 
 mod cli;
 mod install;
-mod logging;
 mod metrics;
 mod reconcile;
 mod render;
+mod spec;
+mod version;
 
 use clap::Parser;
 

@@ -72,6 +72,24 @@ pub struct Args {
     /// The interface-exclusion file (the `metallb-excludel2` ConfigMap's key).
     #[arg(long, default_value = "/etc/metallb/excludel2.yaml")]
     pub excludel2_path: PathBuf,
+    /// FRR mode: how long the first configuration change after a quiet period waits for more
+    /// before FRR is reloaded, in milliseconds (MetalLB: 3000).
+    #[arg(long, env = "METALLB_BGP_DEBOUNCE_TIMEOUT", default_value_t = 50)]
+    pub bgp_debounce_timeout: u64,
+    /// FRR mode: the configuration file, in the directory shared with the FRR reloader.
+    #[arg(
+        long,
+        env = "FRR_CONFIG_FILE",
+        default_value = "/etc/frr_reloader/frr.conf"
+    )]
+    pub frr_config_file: PathBuf,
+    /// FRR mode: the directory of the FRR daemons' vty sockets (for FRR's metrics).
+    #[arg(long, env = "FRR_SOCKET_DIR", default_value = "/var/run/frr")]
+    pub frr_socket_dir: PathBuf,
+    /// FRR mode: FRR's log level (`debugging`, `informational`, ...), instead of the one
+    /// `--log-level` gives.
+    #[arg(long, env = "FRR_LOGGING_LEVEL")]
+    pub frr_logging_level: Option<String>,
     /// Accepted for compatibility with MetalLB's manifests; unused.
     #[arg(long, env = "METALLB_HOST", hide = true)]
     pub host: Option<String>,
@@ -111,6 +129,24 @@ impl Args {
 
     pub fn lb_class(&self) -> Option<&str> {
         Some(self.lb_class.as_str()).filter(|c| !c.is_empty())
+    }
+
+    /// What the FRR backend needs (FRR mode).
+    pub fn frr_options(&self) -> crate::bgp::frr::Options {
+        use crate::bgp::frr::config;
+        crate::bgp::frr::Options {
+            config_file: self.frr_config_file.clone(),
+            socket_dir: self.frr_socket_dir.clone(),
+            debounce: Duration::from_millis(self.bgp_debounce_timeout),
+            settings: config::Settings {
+                hostname: config::hostname(&self.node_name),
+                log_level: self
+                    .frr_logging_level
+                    .clone()
+                    .filter(|l| !l.is_empty())
+                    .unwrap_or_else(|| config::log_level(self.log_level).to_string()),
+            },
+        }
     }
 }
 

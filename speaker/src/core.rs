@@ -10,9 +10,11 @@
 //!            │  links, exclusions ────────────► layer2::interfaces::plan ─► Output.l2
 //!            │                                   L2 Decision ─► ServiceL2Status desired, metrics,
 //!            │                                                  Events (nodeAssigned, announceFailed)
-//!            └─ Services, this Node ─► bgp::advertise::decide ─► Output.bgp (sessions, routes)
-//!                                                                ServiceBGPStatus desired, metrics,
-//!                                                                Events (nodeAssigned)
+//!            ├─ Services, this Node ─► bgp::advertise::decide ─► Output.bgp (sessions, routes)
+//!            │                                                   ServiceBGPStatus desired, metrics,
+//!            │                                                   Events (nodeAssigned)
+//!            └─ FRR's problem (FRR mode) ─► ConfigurationState (with the parse verdict),
+//!                                           Event on the speaker's pod
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +53,9 @@ pub struct Snapshot<'a> {
     pub liveness: &'a Liveness,
     pub links: &'a [Link],
     pub exclusions: &'a Exclusions,
+    /// FRR mode: why FRR does not run the configuration the speaker gave it (render error,
+    /// refused or failed reload, unreachable sidecar), as [`crate::bgp::frr::Frr`] reports it.
+    pub frr_problem: Option<&'a str>,
 }
 
 /// The kind of an Event.
@@ -72,7 +77,16 @@ pub enum Write {
         reason: &'static str,
         note: String,
     },
+    /// An Event on the speaker's own pod.
+    PodEvent {
+        type_: EventType,
+        reason: &'static str,
+        note: String,
+    },
 }
+
+/// The reason of the Event on the speaker's pod when FRR does not run its configuration.
+pub const FRR_CONFIG_FAILED: &str = "frrConfigFailed";
 
 /// The result of one step.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -100,7 +114,11 @@ pub struct Core {
     settings: Settings,
     /// The last valid configuration: an invalid one never replaces it.
     config: Option<Config>,
+    /// What the last parse concluded.
     verdict: Option<Verdict>,
+    /// What the ConfigurationState says: the parse verdict, and FRR's problem if any.
+    reported: Option<Verdict>,
+    frr_problem: Option<String>,
     /// Services this node announced at the last step (Events fire on change).
     announced: BTreeSet<ServiceKey>,
     /// Services whose interfaces were missing at the last step.
@@ -115,6 +133,8 @@ impl Core {
             settings,
             config: None,
             verdict: None,
+            reported: None,
+            frr_problem: None,
             announced: BTreeSet::new(),
             failed: BTreeSet::new(),
             last: Decision::default(),
@@ -135,8 +155,9 @@ impl Core {
     pub fn step(&mut self, snap: &Snapshot) -> Output {
         let mut writes = Vec::new();
         if let Some(resources) = snap.resources {
-            self.reparse(resources, &mut writes);
+            self.reparse(resources);
         }
+        self.report_state(snap.frr_problem, &mut writes);
         let decision = self.decide(snap, snap.liveness);
         let plan = interfaces::plan(&decision.announced_ips(), snap.links, snap.exclusions);
         let mut announced = self.report(&decision, &plan.missing_interfaces, &mut writes);
@@ -162,7 +183,7 @@ impl Core {
             writes,
             announced,
             config_loaded: self.config.is_some(),
-            config_stale: matches!(self.verdict, Some(Verdict::Invalid(_))),
+            config_stale: matches!(self.reported, Some(Verdict::Invalid(_))),
         }
     }
 
@@ -222,11 +243,27 @@ impl Core {
                 advertise::Outcome::NotAdvertised(reason) => {
                     if before != Some(outcome) {
                         // Most Services are not for BGP at all: a reason is news only for one
-                        // that was advertised, or that has a BGP advertisement at all.
-                        if matches!(before, Some(advertise::Outcome::Advertised { .. })) {
-                            tracing::info!(service = %key, %reason, "stopped advertising over BGP");
+                        // that was advertised, or whose pool has an advertisement for this node
+                        // (the reason is then the one place that says why it is not).
+                        let stopped = matches!(before, Some(advertise::Outcome::Advertised { .. }));
+                        let message = if stopped {
+                            "stopped advertising over BGP"
                         } else {
-                            tracing::debug!(service = %key, %reason, "not advertised over BGP");
+                            "not advertised over BGP"
+                        };
+                        match reason.severity() {
+                            advertise::Severity::Warning => {
+                                tracing::warn!(service = %key, node, %reason, "{message}")
+                            }
+                            advertise::Severity::Info => {
+                                tracing::info!(service = %key, node, %reason, "{message}")
+                            }
+                            advertise::Severity::Quiet if stopped => {
+                                tracing::info!(service = %key, node, %reason, "{message}")
+                            }
+                            advertise::Severity::Quiet => {
+                                tracing::debug!(service = %key, node, %reason, "{message}")
+                            }
                         }
                     }
                 }
@@ -245,7 +282,7 @@ impl Core {
         series
     }
 
-    fn reparse(&mut self, resources: &Resources, writes: &mut Vec<Write>) {
+    fn reparse(&mut self, resources: &Resources) {
         let outcome = parse(resources, &self.settings.options);
         for w in outcome.warnings() {
             tracing::debug!(problem = %w, "configuration warning");
@@ -267,9 +304,32 @@ impl Core {
                 verdict
             }
         };
-        if self.verdict.as_ref() != Some(&verdict) {
-            writes.push(Write::ConfigurationState(verdict.clone()));
-            self.verdict = Some(verdict);
+        self.verdict = Some(verdict);
+    }
+
+    /// The ConfigurationState (parse verdict, then FRR's problem, one per line) and an Event on
+    /// the pod for each new FRR problem. Nothing is reported before the first parse.
+    fn report_state(&mut self, frr_problem: Option<&str>, writes: &mut Vec<Write>) {
+        if let Some(parsed) = &self.verdict {
+            let combined = match (parsed, frr_problem) {
+                (v, None) => v.clone(),
+                (Verdict::Invalid(errors), Some(p)) => Verdict::Invalid(format!("{errors}\n{p}")),
+                (Verdict::Valid | Verdict::Unknown, Some(p)) => Verdict::Invalid(p.to_string()),
+            };
+            if self.reported.as_ref() != Some(&combined) {
+                writes.push(Write::ConfigurationState(combined.clone()));
+                self.reported = Some(combined);
+            }
+        }
+        if self.frr_problem.as_deref() != frr_problem {
+            if let Some(problem) = frr_problem {
+                writes.push(Write::PodEvent {
+                    type_: EventType::Warning,
+                    reason: FRR_CONFIG_FAILED,
+                    note: problem.to_string(),
+                });
+            }
+            self.frr_problem = frr_problem.map(str::to_string);
         }
     }
 

@@ -1,9 +1,12 @@
 //! Interfaces from rtnetlink: a snapshot of every link, refreshed on each link event (no
-//! polling).
+//! polling), and the node's addresses when a BGP session connects.
+
+use std::net::IpAddr;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
-use rtnetlink::{MulticastGroup, new_multicast_connection};
+use rtnetlink::{MulticastGroup, new_connection, new_multicast_connection};
 use tokio::sync::watch;
 
 use crate::layer2::interfaces::Link;
@@ -16,6 +19,8 @@ pub enum NetlinkError {
     Open(#[source] std::io::Error),
     #[error("failed to list links: {0}")]
     Dump(#[source] rtnetlink::Error),
+    #[error("failed to list addresses: {0}")]
+    Addresses(#[source] rtnetlink::Error),
     #[error("the netlink event stream ended")]
     Ended,
 }
@@ -53,6 +58,58 @@ pub fn link_from(msg: &LinkMessage) -> Option<Link> {
     })
 }
 
+/// An address of an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    /// The interface's index.
+    pub index: u32,
+    pub address: IpAddr,
+    /// Scope global (not link-local, host or site).
+    pub global: bool,
+    /// Neither tentative (IPv6 DAD under way), nor deprecated, nor failed DAD.
+    pub usable: bool,
+}
+
+/// The address a netlink message describes (IFA_LOCAL, else IFA_ADDRESS: they differ only on
+/// point-to-point links, where IFA_ADDRESS is the other end).
+pub fn address_from(msg: &AddressMessage) -> Option<InterfaceAddress> {
+    let mut local = None;
+    let mut address = None;
+    let mut flags = AddressFlags::from_bits_retain(u32::from(msg.header.flags.bits()));
+    for attr in &msg.attributes {
+        match attr {
+            AddressAttribute::Local(a) => local = Some(*a),
+            AddressAttribute::Address(a) => address = Some(*a),
+            // The 32-bit attribute, when present, has every flag.
+            AddressAttribute::Flags(f) => flags = *f,
+            _ => {}
+        }
+    }
+    let unusable = AddressFlags::Tentative | AddressFlags::Deprecated | AddressFlags::Dadfailed;
+    Some(InterfaceAddress {
+        index: msg.header.index,
+        address: local.or(address)?,
+        global: msg.header.scope == AddressScope::Universe,
+        usable: !flags.intersects(unusable),
+    })
+}
+
+/// Every address of every interface of this network namespace.
+pub async fn addresses() -> Result<Vec<InterfaceAddress>, NetlinkError> {
+    let (connection, handle, _) = new_connection().map_err(NetlinkError::Open)?;
+    let task = tokio::spawn(connection);
+    let result = handle
+        .address()
+        .get()
+        .execute()
+        .map_ok(|msg| address_from(&msg))
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(NetlinkError::Addresses);
+    task.abort();
+    Ok(result?.into_iter().flatten().collect())
+}
+
 /// Publishes the links in `tx` now and after every link event, until an error.
 pub async fn watch_links(tx: watch::Sender<Vec<Link>>) -> Result<(), NetlinkError> {
     let (connection, handle, mut events) =
@@ -87,6 +144,7 @@ pub async fn watch_links(tx: watch::Sender<Vec<Link>>) -> Result<(), NetlinkErro
 
 #[cfg(test)]
 mod tests {
+    use netlink_packet_route::address::AddressHeaderFlags;
     use netlink_packet_route::link::LinkHeader;
     use pretty_assertions::assert_eq;
 
@@ -127,6 +185,100 @@ mod tests {
                 noarp: false,
                 master: Some(7),
             })
+        );
+    }
+
+    fn address(
+        index: u32,
+        scope: AddressScope,
+        header_flags: AddressHeaderFlags,
+        attributes: Vec<AddressAttribute>,
+    ) -> AddressMessage {
+        let mut msg = AddressMessage::default();
+        msg.header.index = index;
+        msg.header.scope = scope;
+        msg.header.flags = header_flags;
+        msg.attributes = attributes;
+        msg
+    }
+
+    #[test]
+    fn an_address_message_becomes_an_interface_address() {
+        let v4: IpAddr = "192.0.2.11".parse().unwrap();
+        let msg = address(
+            2,
+            AddressScope::Universe,
+            AddressHeaderFlags::Permanent,
+            vec![AddressAttribute::Address(v4), AddressAttribute::Local(v4)],
+        );
+        assert_eq!(
+            address_from(&msg),
+            Some(InterfaceAddress {
+                index: 2,
+                address: v4,
+                global: true,
+                usable: true,
+            })
+        );
+        // Point-to-point: IFA_ADDRESS is the other end, IFA_LOCAL ours.
+        let ptp = address(
+            5,
+            AddressScope::Universe,
+            AddressHeaderFlags::Permanent,
+            vec![
+                AddressAttribute::Address("198.51.100.2".parse().unwrap()),
+                AddressAttribute::Local("198.51.100.1".parse().unwrap()),
+            ],
+        );
+        assert_eq!(
+            address_from(&ptp).map(|a| a.address),
+            Some("198.51.100.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn link_local_tentative_and_deprecated_addresses_are_marked() {
+        let ll = address(
+            2,
+            AddressScope::Link,
+            AddressHeaderFlags::Permanent,
+            vec![AddressAttribute::Address("fe80::1".parse().unwrap())],
+        );
+        assert_eq!(
+            address_from(&ll).map(|a| (a.global, a.usable)),
+            Some((false, true))
+        );
+        let tentative = address(
+            2,
+            AddressScope::Universe,
+            AddressHeaderFlags::Tentative,
+            vec![AddressAttribute::Address(
+                "2001:db8:0:1::11".parse().unwrap(),
+            )],
+        );
+        assert_eq!(
+            address_from(&tentative).map(|a| (a.global, a.usable)),
+            Some((true, false))
+        );
+        // The 32-bit flags attribute wins over the header's 8 bits.
+        let deprecated = address(
+            2,
+            AddressScope::Universe,
+            AddressHeaderFlags::empty(),
+            vec![
+                AddressAttribute::Address("2001:db8:0:1::12".parse().unwrap()),
+                AddressAttribute::Flags(AddressFlags::Deprecated),
+            ],
+        );
+        assert_eq!(address_from(&deprecated).map(|a| a.usable), Some(false));
+        assert_eq!(
+            address_from(&address(
+                2,
+                AddressScope::Universe,
+                AddressHeaderFlags::empty(),
+                vec![]
+            )),
+            None
         );
     }
 

@@ -30,6 +30,7 @@ use metallb_runtime::{Shutdown, admin};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::announce::{Liveness, Node, Service};
+use crate::bgp::frr::Frr;
 use crate::bgp::native::Native;
 use crate::cli::Args;
 use crate::core::{self, Core, Snapshot};
@@ -176,9 +177,16 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     // The FRR backend (METALLB_BGP_TYPE=frr) configures FRR instead; `native` is MetalLB's
     // default when the variable is unset.
     let mut native = match backend {
-        None | Some(BgpBackend::Native) => Some(Native::new(&node, seed(), metrics.bgp.clone())),
+        None | Some(BgpBackend::Native) => Some(Native::new(
+            &node,
+            seed(),
+            metrics.bgp.clone(),
+            metrics.bfd.clone(),
+        )),
         Some(BgpBackend::Frr) => None,
     };
+    let mut frr = (backend == Some(BgpBackend::Frr))
+        .then(|| Frr::start(args.frr_options(), metrics.frr.clone()));
 
     let mut core = Core::new(core::Settings {
         node: node.clone(),
@@ -228,6 +236,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         }
         let excl = exclusions.borrow_and_update().clone();
         let (services, nodes) = observed(&stores, lb_class.as_deref());
+        let frr_problem = frr.as_ref().and_then(Frr::problem);
         let out = core.step(&Snapshot {
             resources: changed_resources,
             services: &services,
@@ -235,6 +244,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
             liveness: &liveness,
             links: &current_links,
             exclusions: &excl,
+            frr_problem: frr_problem.as_deref(),
         });
         metrics.set_config(out.config_loaded, out.config_stale);
         metrics.set_announced(out.announced);
@@ -250,6 +260,9 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         if let Some(native) = native.as_mut() {
             native.apply(&out.bgp).await;
         }
+        if let Some(frr) = frr.as_mut() {
+            frr.apply(&out.bgp);
+        }
         let target = Target {
             plan: out.l2,
             links: current_links,
@@ -263,6 +276,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
             _ = stores.config_changed.notified() => { config_dirty = true; tokio::time::sleep(DEBOUNCE).await; }
             _ = stores.state_changed.notified() => { tokio::time::sleep(DEBOUNCE).await; }
             _ = links.changed() => {}
+            _ = async { frr.as_mut().expect("guarded").changed().await }, if frr.is_some() => {}
             _ = exclusions.changed() => {}
             _ = async { live_rx.as_mut().expect("guarded").changed().await }, if live_rx.is_some() => {}
             _ = async { pods_changed.expect("guarded").notified().await }, if gossip.is_some() => {
@@ -292,6 +306,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
                 liveness: &liveness,
                 links: &links,
                 exclusions: &excl,
+                frr_problem: None,
             };
             let others_take =
                 core::handover_ips(core.last_decision(), &core.decide(&snapshot, &liveness));

@@ -1,5 +1,5 @@
 //! The one task that writes to the API for the speaker: its ConfigurationState, Events on
-//! Services, and this node's ServiceL2Status and ServiceBGPStatus objects. The core decides what to write; this
+//! Services and on its own pod, and this node's ServiceL2Status and ServiceBGPStatus objects. The core decides what to write; this
 //! task only sends it.
 //!
 //! ```text
@@ -302,6 +302,11 @@ impl State {
                 reason,
                 note,
             }) => self.publish(&service, type_, reason, note).await,
+            Command::Write(Write::PodEvent {
+                type_,
+                reason,
+                note,
+            }) => self.publish_on_pod(type_, reason, note).await,
             Command::L2Statuses(d) => self.l2.set(d),
             Command::BgpStatuses(d) => self.bgp.set(d),
         }
@@ -351,6 +356,36 @@ impl State {
             })?;
         self.written = serde_json::from_value(merge(&object, &status)).ok();
         Ok(())
+    }
+
+    /// An Event on the speaker's pod (best effort, like every Event); without a known pod it
+    /// is only logged.
+    async fn publish_on_pod(&self, type_: EventType, reason: &'static str, note: String) {
+        let Some(owner) = &self.ctx.owner else {
+            tracing::debug!(reason, note, "no pod to put the event on");
+            return;
+        };
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(owner.api_version.clone()),
+            kind: Some(owner.kind.clone()),
+            name: Some(owner.name.clone()),
+            namespace: Some(self.ctx.namespace.clone()),
+            uid: Some(owner.uid.clone()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: match type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Configure".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::debug!(reason, error = %e, "failed to publish an event on the speaker pod");
+        }
     }
 
     /// Events are best effort, as everywhere in Kubernetes: a failure is logged, not retried.

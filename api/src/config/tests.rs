@@ -770,17 +770,43 @@ fn native_backend_rejects_only_what_needs_frr_itself() {
     );
     assert_eq!(
         one(errors_with(
-            &obj("BFDProfile", "b", ""),
-            Some(BgpBackend::Native)
-        )),
-        "BFDProfile/b: metadata.name: BFD profiles are not supported by the native BGP backend; use bgpBackend: frr"
-    );
-    assert_eq!(
-        one(errors_with(
             &peer("p", "routerID: '2001:db8::1'"),
             Some(BgpBackend::Native)
         )),
         "BGPPeer/p: spec.routerID: routerID 2001:db8::1 is not an IPv4 address: a BGP identifier is 32 bits"
+    );
+}
+
+#[test]
+fn native_backend_accepts_bfd_profiles_and_warns_that_echo_mode_does_nothing() {
+    let yaml = format!(
+        "{}{}",
+        obj(
+            "BFDProfile",
+            "fast",
+            "receiveInterval: 100\ntransmitInterval: 100\nechoMode: true"
+        ),
+        peer("p", "bfdProfile: fast")
+    );
+    let config = accepted_with(&yaml, Some(BgpBackend::Native));
+    assert_eq!(config.peers["p"].bfd_profile.as_deref(), Some("fast"));
+    let warnings: Vec<String> = run(&yaml, Some(BgpBackend::Native))
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "BFDProfile/fast: spec.echoMode: echoMode has no effect with the native BGP backend: failures are detected with control packets only (lower receiveInterval and transmitInterval instead)"
+        ]
+    );
+    assert!(
+        run(&yaml, Some(BgpBackend::Frr))
+            .problems
+            .iter()
+            .all(|p| p.severity != Severity::Warning)
     );
 }
 

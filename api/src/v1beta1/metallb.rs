@@ -38,6 +38,12 @@ use serde::{Deserialize, Serialize};
         description = "Progressing condition status"
     ),
     printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.version",
+        description = "The operator's version"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -165,6 +171,49 @@ pub struct MetalLBStatus {
     /// The generation of the spec the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The version of the operator that wrote this status (semver, such as 0.2.0): the version
+    /// every component is rolled out to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// What each deployed component runs, read from the app.kubernetes.io/version label of its
+    /// pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<ComponentStatus>>,
+    /// The rollout step under way (the operator changes the controller and the speakers one after
+    /// the other, each once the previous one is healthy); absent when none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// The versions one component runs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// controller or speaker.
+    pub name: String,
+    /// The oldest version one of its pods runs; absent while no pod runs (or none carries the
+    /// version label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// How many of its pods run each version ("unknown" for pods without the version label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods_by_version: Option<BTreeMap<String, i32>>,
+}
+
+/// One step of a rollout.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Controller or Speakers.
+    pub step: String,
+    /// The version the step rolls out.
+    pub version: String,
+    /// When the step started or last made progress; the step fails when it makes no progress
+    /// for the operator's step timeout.
+    pub last_progress_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// Pods of the step updated and ready at lastProgressTime.
+    #[serde(default)]
+    pub progress: i32,
 }
 
 object!(MetalLB, MetalLBCrd, MetalLBSpec, MetalLBStatus);

@@ -1,13 +1,15 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use kube::runtime::events::Recorder;
-
-use prometheus_client::registry::Registry;
+use metallb_runtime::logging::{Format, Level};
+use metallb_runtime::{Shutdown, admin};
 
 use crate::metrics::Metrics;
-use crate::reconcile::{self, Context};
+use crate::reconcile::{self, Context, OperatorCondition};
 use crate::render::Images;
 
 #[derive(Debug, clap::Args)]
@@ -23,18 +25,34 @@ pub struct Args {
     /// in the operator's namespace.
     #[arg(long, env = "LEGACY_CONFIGMAP", default_value = metallb_api::constants::names::LEGACY_CONFIGMAP)]
     legacy_configmap: String,
-    /// Log level: trace, debug, info, warn, error.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    log_level: String,
+    /// How long a rollout step (the controller, then the speakers) may go without progress
+    /// before the operator stops the rollout and reports Degraded (a Go duration).
+    #[arg(long, env = "UPGRADE_STEP_TIMEOUT", default_value = "5m", value_parser = step_timeout)]
+    upgrade_step_timeout: Duration,
+    /// OLM's OperatorCondition for this operator, set by OLM; the operator reports Upgradeable
+    /// there.
+    #[arg(long, env = "OPERATOR_CONDITION_NAME")]
+    operator_condition_name: Option<String>,
+    /// Log level (MetalLB's levels).
+    #[arg(long, env = "LOG_LEVEL", value_enum, default_value = "info")]
+    log_level: Level,
     /// Log format: json (default, as MetalLB) or text.
-    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
-    log_format: String,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: Format,
+}
+
+fn step_timeout(text: &str) -> Result<Duration, String> {
+    metallb_api::duration::GoDuration::parse(text)
+        .map_err(|e| e.to_string())?
+        .as_std()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a positive duration"))
 }
 
 /// Runs the operator. Images come from CONTROLLER_IMAGE, SPEAKER_IMAGE and FRR_IMAGE, defaulting
 /// to this release's own images.
 pub fn run(args: Args) -> ExitCode {
-    crate::logging::init(&args.log_level, &args.log_format);
+    metallb_runtime::logging::init(args.log_level, args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -56,48 +74,40 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals()?;
     let client = kube::Client::try_default().await?;
     let images = Images::from_env();
-    tracing::info!(namespace = %args.namespace, controller = %images.controller, speaker = %images.speaker, frr = %images.frr, version = metallb_api::constants::images::VERSION, "starting the MetalLB operator");
-    let metrics = Metrics::default();
-    let mut registry = Registry::default();
-    metrics.register(&mut registry);
-    let registry = Arc::new(registry);
+    let version = crate::version::operator();
+    tracing::info!(namespace = %args.namespace, controller = %images.controller, speaker = %images.speaker, frr = %images.frr, %version, step_timeout = ?args.upgrade_step_timeout, "starting the MetalLB operator");
+    let (stores, changes) =
+        reconcile::watch::watch(&client, &args.namespace, &args.legacy_configmap);
+    let metrics = Arc::new(Metrics::default());
+    let server = if args.health_probe_port != 0 {
+        let addr = SocketAddr::from(([0, 0, 0, 0], args.health_probe_port));
+        let routes = admin::routes()
+            .health(stores.synced.clone())
+            .metrics(metrics.clone());
+        Some(admin::start(addr, routes, shutdown.clone()).await?)
+    } else {
+        None
+    };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reconcile::reporter()),
         client,
         namespace: args.namespace,
         images,
         metrics,
-        legacy_configmap: args.legacy_configmap,
+        version,
+        step_timeout: args.upgrade_step_timeout,
+        crds_checked: AtomicBool::new(false),
+        operator_condition: OperatorCondition::new(args.operator_condition_name),
+        stores: Some(stores),
+        written: Default::default(),
     });
-    if args.health_probe_port != 0 {
-        let addr = SocketAddr::from(([0, 0, 0, 0], args.health_probe_port));
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let app = axum::Router::new()
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route("/readyz", axum::routing::get(|| async { "ok" }))
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let registry = registry.clone();
-                    async move {
-                        let mut text = String::new();
-                        match prometheus_client::encoding::text::encode(&mut text, &registry) {
-                            Ok(()) => (axum::http::StatusCode::OK, text),
-                            Err(e) => {
-                                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-                            }
-                        }
-                    }
-                }),
-            );
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "health server stopped");
-            }
-        });
+    reconcile::run(ctx, changes, shutdown).await;
+    tracing::info!("reconciler stopped");
+    if let Some(server) = server {
+        server.await??;
     }
-    reconcile::run(ctx).await;
     Ok(())
 }

@@ -1,10 +1,12 @@
-//! Apply and prune: the steps that write to the API.
+//! Apply and prune: the steps that write the rendered objects to the API.
 //!
 //! Every object is applied with server-side apply under one field manager, forcing ownership of
-//! the fields it sets. An object whose live state already contains everything we would apply is
-//! not written at all, so a steady cluster sees no write from the operator.
+//! the fields it sets. An object whose live state (from the watch caches, see `watch`) already
+//! contains everything we would apply is not written at all, so a steady cluster sees no write
+//! from the operator. Which objects to apply, and in which order, is the rollout plan's decision
+//! (`plan`); which to delete is [`to_prune`]'s.
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -70,13 +72,6 @@ pub const KINDS: &[Kind] = &[
     Kind {
         group: "",
         version: "v1",
-        kind: "Secret",
-        plural: "secrets",
-        namespaced: true,
-    },
-    Kind {
-        group: "",
-        version: "v1",
         kind: "Service",
         plural: "services",
         namespaced: true,
@@ -113,13 +108,7 @@ pub enum Error {
         name: String,
         source: kube::Error,
     },
-    #[error("failed to read {kind}/{name}: {source}")]
-    Read {
-        kind: String,
-        name: String,
-        source: kube::Error,
-    },
-    #[error("failed to list {kind} for pruning: {source}")]
+    #[error("failed to list {kind}: {source}")]
     List { kind: String, source: kube::Error },
     #[error("failed to delete {kind}/{name}: {source}")]
     Delete {
@@ -129,23 +118,20 @@ pub enum Error {
     },
     #[error("rendered object of unknown kind {0}")]
     UnknownKind(String),
-    #[error("failed to create the speakers' gossip key: {0}")]
-    Random(String),
 }
 
 impl Error {
     /// A short category for Events and condition reasons.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Apply { .. } | Self::Random(_) => "ApplyFailed",
-            Self::Read { .. } | Self::List { .. } => "ReadFailed",
-            Self::Delete { .. } => "PruneFailed",
+            Self::Apply { .. } => "ApplyFailed",
+            Self::List { .. } | Self::Delete { .. } => "PruneFailed",
             Self::UnknownKind(_) => "RenderFailed",
         }
     }
 }
 
-fn kind_of(obj: &Value) -> Result<&'static Kind, Error> {
+pub fn kind_of(obj: &Value) -> Result<&'static Kind, Error> {
     let kind = obj["kind"].as_str().unwrap_or("");
     KINDS
         .iter()
@@ -153,15 +139,29 @@ fn kind_of(obj: &Value) -> Result<&'static Kind, Error> {
         .ok_or_else(|| Error::UnknownKind(kind.to_string()))
 }
 
-fn api(client: &Client, k: &Kind, namespace: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(k.group, k.version, k.kind),
-        k.plural,
-    );
-    if k.namespaced {
-        Api::namespaced_with(client.clone(), namespace, &ar)
-    } else {
-        Api::all_with(client.clone(), &ar)
+impl Kind {
+    pub fn api_resource(&self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(self.group, self.version, self.kind),
+            self.plural,
+        )
+    }
+
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn api(&self, client: &Client, namespace: &str) -> Api<DynamicObject> {
+        let ar = self.api_resource();
+        if self.namespaced {
+            Api::namespaced_with(client.clone(), namespace, &ar)
+        } else {
+            Api::all_with(client.clone(), &ar)
+        }
     }
 }
 
@@ -180,82 +180,40 @@ pub enum Outcome {
     Written,
 }
 
-/// Applies one rendered object.
+/// The object as the operator applies it: the rendered object with, when namespaced, the owner
+/// reference to the MetalLB resource.
+pub fn owned(owner: &MetalLB, mut obj: Value) -> Result<Value, Error> {
+    if kind_of(&obj)?.namespaced {
+        obj["metadata"]["ownerReferences"] = json!([owner_reference(owner)]);
+    }
+    Ok(obj)
+}
+
+/// Applies one object (already [`owned`]) unless `live` already holds all of it.
 pub async fn apply(
     client: &Client,
     metrics: &Metrics,
     namespace: &str,
-    owner: &MetalLB,
-    mut obj: Value,
+    obj: &Value,
+    live: Option<&Value>,
 ) -> Result<Outcome, Error> {
-    let k = kind_of(&obj)?;
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if k.namespaced {
-        obj["metadata"]["ownerReferences"] = json!([owner_reference(owner)]);
+    let k = kind_of(obj)?;
+    if live.is_some_and(|live| contains(live, obj)) {
+        return Ok(Outcome::Unchanged);
     }
-    let api = api(client, k, namespace);
-    let read_err = |source| Error::Read {
-        kind: k.kind.into(),
-        name: name.clone(),
-        source,
-    };
-    let live = api.get_opt(&name).await.map_err(read_err)?;
-    if k.kind == "Secret" && name == names::MEMBERLIST_SECRET && live.is_none() {
-        create_memberlist_secret(&api, &obj).await?;
-        metrics.write("create", k.kind);
-        return Ok(Outcome::Written);
-    }
-    if let Some(live) = &live {
-        let live = serde_json::to_value(live).expect("objects serialize");
-        if contains(&live, &obj) {
-            return Ok(Outcome::Unchanged);
-        }
-    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let params = PatchParams::apply(field_managers::OPERATOR).force();
-    api.patch(&name, &params, &Patch::Apply(&obj))
+    k.api(client, namespace)
+        .patch(name, &params, &Patch::Apply(obj))
         .await
         .map_err(|source| Error::Apply {
             kind: k.kind.into(),
-            name: name.clone(),
+            name: name.into(),
             source,
         })?;
     metrics.write("apply", k.kind);
     tracing::info!(kind = k.kind, name, "applied");
     Ok(Outcome::Written)
-}
-
-/// The gossip key is random, so it is created once and never rendered or rewritten: later applies
-/// of the (data-less) rendered Secret only keep its labels and owner.
-async fn create_memberlist_secret(api: &Api<DynamicObject>, rendered: &Value) -> Result<(), Error> {
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| Error::Random(e.to_string()))?;
-    let text: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    let mut obj = rendered.clone();
-    obj["stringData"] = json!({ names::MEMBERLIST_SECRET_KEY: text });
-    let secret: DynamicObject =
-        serde_json::from_value(obj).expect("a rendered Secret is an object");
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(field_managers::OPERATOR.into()),
-                ..Default::default()
-            },
-            &secret,
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Created meanwhile (by a previous reconcile, or by the controller's own fallback).
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(source) => Err(Error::Apply {
-            kind: "Secret".into(),
-            name: names::MEMBERLIST_SECRET.into(),
-            source,
-        }),
-    }
 }
 
 /// Whether `live` already holds every field of `desired` with the same value. Maps may have
@@ -287,47 +245,55 @@ pub fn owned_selector(namespace: &str) -> String {
     )
 }
 
-/// Deletes what the operator created earlier and no longer renders (for example the FRR parts
-/// after switching from frr to native). Returns how many objects were deleted.
+/// The objects prune deletes: those the operator labelled as its own (`owned`: kind and name)
+/// that are no longer rendered (for example the FRR parts after switching from frr to native).
+/// Pure.
+///
+/// The speakers' memberlist Secret is never pruned, whoever labelled it: the controller owns it
+/// now, and releases up to 0.1 created it with these labels; deleting it would give the
+/// speakers a new key in the middle of an upgrade.
+pub fn to_prune<'a>(
+    owned: impl Iterator<Item = (&'a str, &'a str)>,
+    desired: &[Value],
+) -> Vec<(String, String)> {
+    owned
+        .filter(|(kind, name)| !(*kind == "Secret" && *name == names::MEMBERLIST_SECRET))
+        .filter(|(kind, name)| {
+            !desired
+                .iter()
+                .any(|d| d["kind"] == *kind && d["metadata"]["name"] == *name)
+        })
+        .map(|(k, n)| (k.to_string(), n.to_string()))
+        .collect()
+}
+
+/// Deletes the objects [`to_prune`] chose. Returns how many were deleted.
 pub async fn prune(
     client: &Client,
     metrics: &Metrics,
     namespace: &str,
-    desired: &[Value],
+    objects: &[(String, String)],
 ) -> Result<usize, Error> {
     let mut deleted = 0;
-    let selector = owned_selector(namespace);
-    for k in KINDS {
-        let api = api(client, k, namespace);
-        let list = api
-            .list_metadata(&ListParams::default().labels(&selector))
+    for (kind, name) in objects {
+        let k = kind_of(&json!({ "kind": kind }))?;
+        match k
+            .api(client, namespace)
+            .delete(name, &DeleteParams::background())
             .await
-            .map_err(|source| Error::List {
-                kind: k.kind.into(),
-                source,
-            })?;
-        for item in list.items {
-            let name = item.name_any();
-            let wanted = desired
-                .iter()
-                .any(|d| d["kind"] == k.kind && d["metadata"]["name"] == name.as_str());
-            if wanted {
-                continue;
+        {
+            Ok(_) => {
+                deleted += 1;
+                metrics.write("delete", k.kind);
+                tracing::info!(kind = k.kind, name, "pruned");
             }
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {
-                    deleted += 1;
-                    metrics.write("delete", k.kind);
-                    tracing::info!(kind = k.kind, name, "pruned");
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => {
-                    return Err(Error::Delete {
-                        kind: k.kind.into(),
-                        name,
-                        source,
-                    });
-                }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Delete {
+                    kind: k.kind.into(),
+                    name: name.clone(),
+                    source,
+                });
             }
         }
     }
@@ -335,12 +301,17 @@ pub async fn prune(
 }
 
 /// Deletes every cluster-scoped object created for this MetalLB resource (namespaced ones are
-/// garbage-collected through their owner reference). Used by the finalizer.
-pub async fn delete_cluster_scoped(client: &Client, namespace: &str) -> Result<usize, Error> {
+/// garbage-collected through their owner reference). Used by the finalizer; lists from the API
+/// rather than the watch caches, so that nothing is left behind.
+pub async fn delete_cluster_scoped(
+    client: &Client,
+    metrics: &Metrics,
+    namespace: &str,
+) -> Result<usize, Error> {
     let mut deleted = 0;
     let selector = owned_selector(namespace);
     for k in KINDS.iter().filter(|k| !k.namespaced) {
-        let api = api(client, k, namespace);
+        let api = k.api(client, namespace);
         let list = api
             .list_metadata(&ListParams::default().labels(&selector))
             .await
@@ -351,7 +322,10 @@ pub async fn delete_cluster_scoped(client: &Client, namespace: &str) -> Result<u
         for item in list.items {
             let name = item.name_any();
             match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => deleted += 1,
+                Ok(_) => {
+                    deleted += 1;
+                    metrics.write("delete", k.kind);
+                }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(source) => {
                     return Err(Error::Delete {
@@ -400,5 +374,27 @@ mod tests {
         {
             kind_of(&o).unwrap();
         }
+    }
+
+    #[test]
+    fn prune_deletes_what_is_no_longer_rendered_but_never_the_memberlist_secret() {
+        let desired = vec![
+            json!({"kind": "ConfigMap", "metadata": {"name": "metallb-excludel2"}}),
+            json!({"kind": "DaemonSet", "metadata": {"name": "speaker"}}),
+        ];
+        let owned = [
+            ("ConfigMap", "metallb-excludel2"),
+            ("ConfigMap", "frr-startup"),
+            ("DaemonSet", "speaker"),
+            ("Secret", "memberlist"),
+            ("ClusterRole", "metallb-system:old"),
+        ];
+        assert_eq!(
+            to_prune(owned.into_iter(), &desired),
+            [
+                ("ConfigMap".to_string(), "frr-startup".to_string()),
+                ("ClusterRole".to_string(), "metallb-system:old".to_string())
+            ]
+        );
     }
 }

@@ -3,8 +3,9 @@
 //! then annotate the ConfigMap. The ConfigMap itself is never deleted or otherwise changed.
 //!
 //! All of it or nothing: the planner validates the whole converted set first; if a create fails
-//! half way (the webhook not reachable yet, say), the next reconcile plans again, counts what
-//! was created as present and creates the rest.
+//! half way, the step fails (Degraded `MigrationFailed`, `ConfigMigrated` keeps its last
+//! verdict) and the next reconcile plans again, counts what was created as present and creates
+//! the rest. The step runs once the controller's webhooks answer, which check what it creates.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -18,11 +19,11 @@ use metallb_api::config::{BgpBackend, Resources};
 use metallb_api::constants::{field_managers, migration};
 use metallb_api::legacy::{self, Plan, PlanOptions};
 use metallb_api::v1beta1::{
-    BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement, MetalLB,
+    BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement,
 };
 use metallb_api::v1beta2::BGPPeer;
 
-use super::{Context, Error};
+use super::Context;
 
 /// What the migration step found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,24 +38,57 @@ pub enum Outcome {
     },
 }
 
-/// Runs the migration step.
-pub async fn run(cr: &MetalLB, ctx: &Context, previous: &[Condition]) -> Result<Outcome, Error> {
+/// Why the migration step failed (it is retried; the reconcile reports it as Degraded).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to list the {what} for the legacy ConfigMap migration: {source}")]
+    Read {
+        what: &'static str,
+        source: kube::Error,
+    },
+    #[error("failed to create {object} from the legacy ConfigMap: {source}")]
+    Create { object: String, source: kube::Error },
+    #[error("failed to annotate the migrated ConfigMap {name}: {source}")]
+    Annotate { name: String, source: kube::Error },
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        "MigrationFailed"
+    }
+}
+
+/// Whether the step can run now: the converted objects go through the controller's webhooks,
+/// so the migration waits for them (`webhooks_ready`). While it waits, an earlier verdict stays
+/// on record (`None`: leave `ConfigMigrated` as it is) and a first one says it is pending.
+pub fn waiting(configmap: Option<&ConfigMap>, previous: &[Condition]) -> Option<Outcome> {
+    if configmap.is_none() {
+        return Some(Outcome::NoConfigMap);
+    }
+    if previous
+        .iter()
+        .any(|c| c.type_ == migration::CONDITION_TYPE)
+    {
+        return None;
+    }
+    Some(Outcome::Report {
+        ok: false,
+        reason: migration::reasons::MIGRATION_PENDING,
+        message: "waiting for the controller's webhooks, which check the converted objects".into(),
+    })
+}
+
+/// Runs the migration step for the legacy ConfigMap `cm`.
+pub async fn run(
+    ctx: &Context,
+    cm: &ConfigMap,
+    backend: BgpBackend,
+    previous: &[Condition],
+) -> Result<Outcome, Error> {
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let read = |what| move |source| Error::Read { what, source };
-    let Some(cm) = configmaps
-        .get_opt(&ctx.legacy_configmap)
-        .await
-        .map_err(read("legacy ConfigMap"))?
-    else {
-        return Ok(Outcome::NoConfigMap);
-    };
     let existing = existing_resources(ctx).await?;
-    let backend = match cr.spec.bgp_backend.as_deref() {
-        Some("frr") => BgpBackend::Frr,
-        _ => BgpBackend::Native,
-    };
     let plan = legacy::plan(
-        &cm,
+        cm,
         &existing,
         &PlanOptions {
             backend: Some(backend),
@@ -62,16 +96,12 @@ pub async fn run(cr: &MetalLB, ctx: &Context, previous: &[Condition]) -> Result<
     );
     if let Plan::Migrate(m) = &plan {
         for object in &m.create {
-            if let Err(e) = create(ctx, object.to_value()).await {
-                // Transient (typically the webhook not answering yet): report and retry.
-                let message = format!("creating {} failed, will retry: {e}", object.object_ref());
-                tracing::warn!(configmap = %cm.name_any(), error = %e, "migration step failed");
-                return Ok(Outcome::Report {
-                    ok: false,
-                    reason: metallb_api::constants::migration::reasons::MIGRATION_PENDING,
-                    message,
-                });
-            }
+            create(ctx, object.to_value())
+                .await
+                .map_err(|source| Error::Create {
+                    object: object.object_ref().to_string(),
+                    source,
+                })?;
             tracing::info!(object = %object.object_ref(), "created from the legacy ConfigMap");
         }
         let now = jiff::Timestamp::now().to_string();
@@ -83,11 +113,9 @@ pub async fn run(cr: &MetalLB, ctx: &Context, previous: &[Condition]) -> Result<
                 &Patch::Merge(&patch),
             )
             .await
-            .map_err(|source| {
-                Error::Migration(format!(
-                    "failed to annotate ConfigMap {}: {source}",
-                    cm.name_any()
-                ))
+            .map_err(|source| Error::Annotate {
+                name: cm.name_any(),
+                source,
             })?;
         ctx.metrics.write("patch", "ConfigMap");
     }

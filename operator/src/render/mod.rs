@@ -1,10 +1,10 @@
-//! Render: the `MetalLB` resource → the objects to apply. Pure: no client, no clock, no
+//! Render: the validated [`Spec`] → the objects to apply. Pure: no client, no clock, no
 //! randomness; the same input always gives the same objects, so `metallb-operator render` prints
 //! exactly what the operator applies.
 //!
 //! ```text
-//!  MetalLB spec ──values::from_spec──► Values (JSON) ──handlebars (manifests/templates)──► YAML
-//!                                                                         └─► Vec<Value> objects
+//!  MetalLB ──spec::validate──► Spec ──values::from_spec──► Values (JSON)
+//!          ──handlebars (manifests/templates)──► YAML ──► Vec<Value> objects
 //! ```
 
 mod values;
@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use metallb_api::v1beta1::MetalLB;
 
-pub use values::{Images, MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, Values};
+use crate::spec::{self, Spec};
+
+pub use values::{Images, MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL, VERSION_LABEL, Values};
 
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +24,7 @@ pub enum Error {
     /// The spec asks for something the operator cannot deploy (CEL in the CRD normally prevents
     /// this; an object written before the CRD was updated can still carry it).
     #[error("invalid MetalLB spec: {0}")]
-    InvalidSpec(String),
+    InvalidSpec(#[from] spec::Invalid),
     #[error("failed to render template {template}: {source}")]
     Template {
         template: &'static str,
@@ -84,10 +86,15 @@ const CANONICAL: [(&str, &str, &str); 3] = [
 /// The namespace the canonical files are written for.
 const CANONICAL_NAMESPACE: &str = metallb_api::constants::DEFAULT_NAMESPACE;
 
-/// Renders every object for `cr` in `namespace`.
+/// Validates `cr` and renders every object for it in `namespace` (the offline `render` command
+/// and the install generator; the reconciler validates once and calls [`render_spec`]).
 pub fn render(cr: &MetalLB, namespace: &str, images: &Images) -> Result<Vec<Value>, Error> {
-    let values = Values::from_spec(&cr.spec, namespace, images).map_err(Error::InvalidSpec)?;
-    render_values(&values)
+    render_spec(&spec::validate(cr)?, namespace, images)
+}
+
+/// Renders every object for a validated spec in `namespace`.
+pub fn render_spec(spec: &Spec, namespace: &str, images: &Images) -> Result<Vec<Value>, Error> {
+    render_values(&Values::from_spec(spec, namespace, images))
 }
 
 /// Renders from already computed values.

@@ -255,29 +255,48 @@ fn user_values_cannot_break_the_yaml() {
 }
 
 #[test]
-fn unsupported_backends_and_levels_are_refused() {
-    for (spec, want) in [
-        (
-            "bgpBackend: frr-k8s",
-            "bgpBackend \"frr-k8s\" is not supported: supported values are \"native\" (the default) and \"frr\"",
-        ),
-        (
-            "logLevel: chatty",
-            "logLevel \"chatty\" is not one of all, debug, info, warn, error, none",
-        ),
-        (
-            "speakerGratuitousARPInterval: 100ms",
-            "speakerGratuitousARPInterval must be 0 or at least 1s",
-        ),
-    ] {
-        let err = render(
-            &cr(&format!("{NATIVE}spec: {{{spec}}}\n")),
-            "metallb-system",
-            &Images::release(),
-        )
-        .unwrap_err();
-        assert_eq!(err.to_string(), format!("invalid MetalLB spec: {want}"));
+fn an_invalid_resource_is_not_rendered_and_the_error_names_the_field() {
+    let err = render(
+        &cr(&format!(
+            "{NATIVE}spec: {{bgpBackend: frr-k8s, speakerGratuitousARPInterval: 100ms}}\n"
+        )),
+        "metallb-system",
+        &Images::release(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid MetalLB spec: spec.bgpBackend: unsupported BGP backend \"frr-k8s\": supported values are \"native\" and \"frr\" (MetalLB's frr-k8s modes are not offered by metallb-rs); spec.speakerGratuitousARPInterval: \"100ms\" must be 0 or at least 1s"
+    );
+}
+
+#[test]
+fn pods_carry_the_release_so_the_operator_can_read_back_what_runs() {
+    let objects = render_cr(&cr(NATIVE));
+    for (kind, name) in [("Deployment", "controller"), ("DaemonSet", "speaker")] {
+        let w = find(&objects, kind, name);
+        assert_eq!(
+            w["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
+            metallb_api::constants::images::VERSION
+        );
+        assert!(
+            w["spec"]["selector"]["matchLabels"]
+                .get("app.kubernetes.io/version")
+                .is_none(),
+            "selectors are immutable: the version is not in them"
+        );
     }
+}
+
+#[test]
+fn the_memberlist_key_is_mounted_but_not_rendered() {
+    let objects = render_cr(&cr(NATIVE));
+    assert!(!objects.iter().any(|o| o["kind"] == "Secret"));
+    let ds = find(&objects, "DaemonSet", "speaker");
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "memberlist"
+    );
 }
 
 #[test]

@@ -1,14 +1,17 @@
-//! The values the templates see, computed from the MetalLB spec: defaults filled in, user values
-//! merged with the operator's own (node selectors, tolerations), everything the templates need
-//! present (strict mode refuses a missing field).
+//! The values the templates see, computed from the validated [`Spec`]: user values merged with
+//! the operator's own (node selectors, tolerations, labels), everything the templates need
+//! present (strict mode refuses a missing field). Infallible: validation happened before.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use serde::Serialize;
 
-use metallb_api::constants::{SUPPORTED_BGP_BACKENDS, images, names, ports};
-use metallb_api::v1beta1::{Config, MetalLBSpec};
+use metallb_api::config::BgpBackend;
+use metallb_api::constants::{images, names, ports};
+use metallb_runtime::logging::Level;
+
+use crate::spec::{Spec, log_level_name};
 
 /// The images the operator deploys (from its environment, defaulting to its own release).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -86,11 +89,14 @@ pub struct Values {
     pub load_balancer_class: String,
     pub bgp_backend: String,
     pub frr: bool,
-    /// On every object: what it is, who manages it, and which MetalLB resource it belongs to
-    /// (the prune and cleanup steps select on these).
+    /// On every object: what it is, who manages it, which release it belongs to and which
+    /// MetalLB resource it belongs to (the prune and cleanup steps select on these).
     pub labels: BTreeMap<String, String>,
     /// The immutable part, on pod templates and selectors.
     pub selector_labels: BTreeMap<String, String>,
+    /// On pod templates: the selector labels and the release, which the status step reads back
+    /// from the running pods.
+    pub pod_labels: BTreeMap<String, String>,
     pub controller: Pod,
     pub speaker: Pod,
     pub gratuitous_arp_interval: String,
@@ -102,74 +108,44 @@ pub struct Values {
 pub const OWNER_LABEL: &str = "metallb.io/owner";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "metallb-operator";
+/// The release an object (and every pod) belongs to: `v<semver>`, as the image tags.
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
 
 /// How long a speaker may take to hand its IPs over before it is killed.
 const SPEAKER_GRACE_PERIOD_SECONDS: u32 = 10;
 
-const LOG_LEVELS: [&str; 6] = ["all", "debug", "info", "warn", "error", "none"];
-
 impl Values {
-    pub fn from_spec(spec: &MetalLBSpec, namespace: &str, images: &Images) -> Result<Self, String> {
-        let log_level = spec
-            .log_level
-            .clone()
-            .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| "info".into());
-        if !LOG_LEVELS.contains(&log_level.as_str()) {
-            return Err(format!(
-                "logLevel {log_level:?} is not one of {}",
-                LOG_LEVELS.join(", ")
-            ));
-        }
-        let backend = spec
-            .bgp_backend
-            .clone()
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| "native".into());
-        if !SUPPORTED_BGP_BACKENDS.contains(&backend.as_str()) {
-            return Err(format!(
-                "bgpBackend {backend:?} is not supported: supported values are \"native\" (the default) and \"frr\""
-            ));
-        }
-        let interval = spec
-            .speaker_gratuitous_arp_interval
-            .clone()
-            .unwrap_or_default();
-        if !interval.is_empty() {
-            let d = metallb_api::duration::GoDuration::parse(&interval)
-                .map_err(|e| format!("speakerGratuitousARPInterval: {e}"))?;
-            if d.nanos != 0 && d.nanos < 1_000_000_000 {
-                return Err("speakerGratuitousARPInterval must be 0 or at least 1s".into());
-            }
-        }
+    pub fn from_spec(spec: &Spec, namespace: &str, images: &Images) -> Self {
         let version = images::VERSION.to_string();
         let labels: BTreeMap<String, String> = [
             ("app", "metallb".to_string()),
             ("app.kubernetes.io/name", "metallb".into()),
             ("app.kubernetes.io/part-of", "metallb".into()),
-            ("app.kubernetes.io/version", version.clone()),
+            (VERSION_LABEL, version.clone()),
             (MANAGED_BY_LABEL, MANAGED_BY.into()),
             (OWNER_LABEL, format!("{namespace}.{}", names::METALLB_CR)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let selector_labels = [("app".to_string(), "metallb".to_string())].into();
+        let selector_labels: BTreeMap<String, String> =
+            [("app".to_string(), "metallb".to_string())].into();
+        let mut pod_labels = selector_labels.clone();
+        pod_labels.insert(VERSION_LABEL.into(), version.clone());
         let linux = [("kubernetes.io/os".to_string(), "linux".to_string())];
 
-        let mut controller = pod(spec.controller_config.as_ref());
+        let mut controller = pod(&spec.controller);
         controller.node_selector = linux
             .iter()
             .cloned()
-            .chain(spec.controller_node_selector.clone().unwrap_or_default())
+            .chain(spec.controller.node_selector.clone())
             .collect();
-        controller.tolerations = spec.controller_tolerations.clone().unwrap_or_default();
 
-        let mut speaker = pod(spec.speaker_config.as_ref());
+        let mut speaker = pod(&spec.speaker);
         speaker.node_selector = linux
             .iter()
             .cloned()
-            .chain(spec.speaker_node_selector.clone().unwrap_or_default())
+            .chain(spec.speaker.node_selector.clone())
             .collect();
         // Speakers run on control-plane nodes too, as in MetalLB's chart (tolerateMaster).
         speaker.tolerations = [
@@ -183,23 +159,25 @@ impl Values {
             effect: Some("NoSchedule".into()),
             ..Default::default()
         })
-        .chain(spec.speaker_tolerations.clone().unwrap_or_default())
+        .chain(spec.speaker.tolerations.clone())
         .collect();
 
-        Ok(Self {
+        let log_level = log_level_name(spec.log_level);
+        Self {
             namespace: namespace.to_string(),
             version,
             images: images.clone(),
-            frr_log_level: frr_log_level(&log_level).into(),
-            log_level,
+            frr_log_level: frr_log_level(spec.log_level).into(),
+            log_level: log_level.into(),
             load_balancer_class: spec.load_balancer_class.clone().unwrap_or_default(),
-            frr: backend == "frr",
-            bgp_backend: backend,
+            frr: spec.bgp_backend == BgpBackend::Frr,
+            bgp_backend: spec.bgp_backend.as_str().into(),
             labels,
             selector_labels,
+            pod_labels,
             controller,
             speaker,
-            gratuitous_arp_interval: interval,
+            gratuitous_arp_interval: spec.gratuitous_arp_interval.clone().unwrap_or_default(),
             speaker_grace_period: SPEAKER_GRACE_PERIOD_SECONDS,
             ports: Ports {
                 webhook: ports::WEBHOOK,
@@ -207,30 +185,29 @@ impl Values {
                 health: ports::HEALTH,
                 memberlist: ports::MEMBERLIST,
             },
-        })
+        }
     }
 }
 
-fn pod(config: Option<&Config>) -> Pod {
-    let c = config.cloned().unwrap_or_default();
+fn pod(p: &crate::spec::Pod) -> Pod {
     Pod {
         node_selector: BTreeMap::new(),
-        tolerations: Vec::new(),
-        priority_class_name: c.priority_class_name.unwrap_or_default(),
-        runtime_class_name: c.runtime_class_name.unwrap_or_default(),
-        affinity: c.affinity,
-        annotations: c.annotations.unwrap_or_default(),
-        resources: c.resources,
+        tolerations: p.tolerations.clone(),
+        priority_class_name: p.priority_class_name.clone().unwrap_or_default(),
+        runtime_class_name: p.runtime_class_name.clone().unwrap_or_default(),
+        affinity: p.affinity.clone(),
+        annotations: p.annotations.clone(),
+        resources: p.resources.clone(),
     }
 }
 
 /// FRR's `log stdout` level for a MetalLB log level.
-fn frr_log_level(level: &str) -> &'static str {
+fn frr_log_level(level: Level) -> &'static str {
     match level {
-        "all" | "debug" => "debugging",
-        "info" => "informational",
-        "warn" => "warnings",
-        "error" => "errors",
-        _ => "emergencies",
+        Level::All | Level::Debug => "debugging",
+        Level::Info => "informational",
+        Level::Warn => "warnings",
+        Level::Error => "errors",
+        Level::None => "emergencies",
     }
 }

@@ -21,9 +21,9 @@
 //! 6. `externalTrafficPolicy: Local` needs a serving endpoint on this node ("noLocalEndpoints");
 //!    `Cluster` a serving endpoint anywhere ("noEndpoints").
 //! 7. Every IP × applicable advertisement gives a prefix (the IP masked to the aggregation
-//!    length), sent to the advertisement's `peers` (all sessions when empty) with its
-//!    communities and local preference; a prefix reaching a session from several
-//!    advertisements carries the union of their communities.
+//!    length), sent to the advertisement's `peers` (all sessions when empty) that carry its
+//!    family, with its communities and local preference; a prefix reaching a session from
+//!    several advertisements carries the union of their communities.
 //!
 //! Decision: a Service none of whose advertisements reaches a session of this node is "not
 //! advertised" with reason "noPeers" (MetalLB counts it as announced, with an empty peer list in
@@ -34,11 +34,12 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use metallb_api::config::{BgpAdvertisement, Config, Peer, Pool};
+use metallb_api::config::{BfdProfile, BgpAdvertisement, Config, Peer, Pool};
 use metallb_api::constants::labels::EXCLUDE_FROM_EXTERNAL_LB;
 
 use crate::announce::{Node, Service, ServiceKey};
-use crate::bgp::session::Route;
+use crate::bgp::message::Family;
+use crate::bgp::session::{Route, families_for};
 
 /// Everything [`decide`] looks at.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +89,32 @@ impl fmt::Display for Reason {
     }
 }
 
+/// How loudly a [`Reason`] is logged when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The Service is not a BGP one for this node (no IP yet, no pool, or no advertisement of
+    /// its pool selects this node): most Services of a cluster, so debug only.
+    Quiet,
+    /// The cluster's state (endpoints, node conditions and labels, selectors) keeps it back.
+    Info,
+    /// The configuration cannot do what it asks for.
+    Warning,
+}
+
+impl Reason {
+    pub fn severity(&self) -> Severity {
+        match self {
+            Self::NoIngressIp | Self::NotInAnyPool | Self::NotOwner => Severity::Quiet,
+            Self::NoMatchingAdvertisement
+            | Self::NodeNetworkUnavailable
+            | Self::NodeExcluded
+            | Self::NoLocalEndpoints
+            | Self::NoEndpoints => Severity::Info,
+            Self::ConflictingAdvertisements(_) | Self::NoPeers => Severity::Warning,
+        }
+    }
+}
+
 /// The outcome for one Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -108,6 +135,12 @@ pub struct Decision {
     /// Per session (BGPPeer name), every prefix with its attributes.
     pub routes: BTreeMap<String, BTreeMap<IpNet, Route>>,
     pub services: BTreeMap<ServiceKey, Outcome>,
+    /// Every BFDProfile, by name: the FRR backend renders them all (as MetalLB does), the
+    /// native one runs those its sessions name.
+    pub bfd_profiles: BTreeMap<String, BfdProfile>,
+    /// The `bgpextras` text, appended to the FRR configuration (refused with the native
+    /// backend).
+    pub extras: String,
 }
 
 impl Decision {
@@ -120,7 +153,11 @@ impl Decision {
 
 /// Decides what this node advertises (see the module documentation for the rules).
 pub fn decide(inputs: &Inputs) -> Decision {
-    let mut decision = Decision::default();
+    let mut decision = Decision {
+        bfd_profiles: inputs.config.bfd_profiles.clone(),
+        extras: inputs.config.bgp_extras.clone(),
+        ..Decision::default()
+    };
     let Some(node) = inputs.node else {
         return decision;
     };
@@ -213,13 +250,13 @@ fn route(
 ) -> Outcome {
     let mut peers = BTreeSet::new();
     for ad in ads {
-        for session in decision.sessions.keys() {
+        for (session, peer) in &decision.sessions {
             if !ad.applies_to_peer(session) {
                 continue;
             }
-            peers.insert(session.clone());
             let table = decision.routes.entry(session.clone()).or_default();
-            for ip in &service.ips {
+            for ip in service.ips.iter().filter(|ip| carries(peer, **ip)) {
+                peers.insert(session.clone());
                 let entry = table.entry(prefix(*ip, ad)).or_default();
                 entry.communities.extend(ad.communities.iter().cloned());
                 if ad.local_pref != 0 {
@@ -239,6 +276,22 @@ fn route(
         ips: service.ips.clone(),
         peers,
     }
+}
+
+/// Whether the session with `peer` carries the family of `ip`: the peer address's family, both
+/// with `dualStackAddressFamily` (what the FRR backend activates, and the native one offers),
+/// both for an unnumbered peer (FRR activates both on an interface). A prefix of another family
+/// is not for that session: it is neither sent, nor pending, nor listed in ServiceBGPStatus
+/// (MetalLB lists the peer, and its FRR then sends nothing of that family to it).
+fn carries(peer: &Peer, ip: IpAddr) -> bool {
+    let Some(address) = peer.address else {
+        return true;
+    };
+    let family = match ip {
+        IpAddr::V4(_) => Family::IPV4_UNICAST,
+        IpAddr::V6(_) => Family::IPV6_UNICAST,
+    };
+    families_for(address, peer.dual_stack_address_family, peer.disable_mp).contains(&family)
 }
 
 /// `ip` masked to the advertisement's aggregation length for its family.

@@ -30,9 +30,10 @@ use tokio::time::Instant;
 
 use super::session::{
     Action, Backoff, Counters, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME,
-    Event, GracefulRestartConfig, Negotiated, NextHops, Route, RouterId, Session, SessionConfig,
-    State, StopMode, families_for,
+    Event, GracefulRestartConfig, LocalInterface, Negotiated, NextHops, Route, RouterId, Session,
+    SessionConfig, State, StopMode, families_for,
 };
+use crate::netlink::InterfaceAddress;
 
 /// How long a closing connection may take to write what is queued (a NOTIFICATION).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
@@ -193,6 +194,8 @@ impl PeerConfig {
 pub enum Command {
     /// The routes the peer should have (all of them, each time).
     SetRoutes(BTreeMap<IpNet, Route>),
+    /// BFD: the path to the peer went down (tear the session down) or came back (retry now).
+    Bfd { up: bool },
     /// End the session; the task returns once the connection is closed.
     Stop(StopMode),
 }
@@ -234,6 +237,8 @@ pub struct Connection<S> {
     pub stream: S,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The node's other addresses on the interface of `local`.
+    pub interface: LocalInterface,
 }
 
 type ConnectFuture<S> = Pin<Box<dyn Future<Output = io::Result<Connection<S>>> + Send>>;
@@ -256,12 +261,49 @@ impl Connector for TcpConnector {
         Box::pin(async move {
             let socket = tcp_socket(&config)?;
             let stream = socket.connect(config.remote).await?;
+            let local = stream.local_addr()?;
+            let interface = match crate::netlink::addresses().await {
+                Ok(addresses) => local_interface(&addresses, local.ip()),
+                Err(e) => {
+                    // Only an IPv6 session's BGP identifier without routerID, and the other
+                    // family's next hop, need them: the session runs without.
+                    tracing::warn!(%local, error = %e, "failed to list the node's addresses");
+                    LocalInterface::default()
+                }
+            };
             Ok(Connection {
-                local: stream.local_addr()?,
+                local,
                 remote: stream.peer_addr()?,
+                interface,
                 stream,
             })
         })
+    }
+}
+
+/// The other addresses of the interface that has `local`: its first global IPv4 address and
+/// its first global IPv6 address that is usable (not tentative, deprecated or failed DAD), in
+/// the kernel's order (the primary address first).
+pub fn local_interface(addresses: &[InterfaceAddress], local: IpAddr) -> LocalInterface {
+    let Some(index) = addresses
+        .iter()
+        .find(|a| a.address == local)
+        .map(|a| a.index)
+    else {
+        return LocalInterface::default();
+    };
+    let mut usable = addresses
+        .iter()
+        .filter(|a| a.index == index && a.global && a.usable);
+    LocalInterface {
+        v4: usable.clone().find_map(|a| match a.address {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        }),
+        v6: usable.find_map(|a| match a.address {
+            IpAddr::V6(v6) => Some(v6),
+            IpAddr::V4(_) => None,
+        }),
     }
 }
 
@@ -403,6 +445,8 @@ pub async fn run<C: Connector>(
             command = commands.recv(), if !stopping => {
                 let event = match command {
                     Some(Command::SetRoutes(routes)) => Event::SetRoutes(routes),
+                    Some(Command::Bfd { up: true }) => Event::BfdUp,
+                    Some(Command::Bfd { up: false }) => Event::BfdDown,
                     Some(Command::Stop(mode)) => {
                         stopping = true;
                         Event::Stop(mode)
@@ -421,7 +465,10 @@ pub async fn run<C: Connector>(
                         let (r, w) = tokio::io::split(c.stream);
                         reader = Some(r);
                         writer = Some(w);
-                        session.handle(Event::Connected { local: c.local, remote: c.remote }, now())
+                        session.handle(
+                            Event::Connected { local: c.local, remote: c.remote, interface: c.interface },
+                            now(),
+                        )
                     }
                     Err(e) => session.handle(Event::ConnectFailed(e.to_string()), now()),
                 };

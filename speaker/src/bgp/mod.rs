@@ -14,6 +14,7 @@
 
 pub mod advertise;
 pub mod driver;
+pub mod frr;
 pub mod message;
 pub mod native;
 pub mod session;

@@ -130,6 +130,7 @@ struct World {
     liveness: Liveness,
     links: Vec<Link>,
     exclusions: Exclusions,
+    frr_problem: Option<String>,
 }
 
 impl World {
@@ -140,6 +141,7 @@ impl World {
             liveness: Liveness::AllNodes,
             links: vec![eth0()],
             exclusions: Exclusions::defaults(),
+            frr_problem: None,
         }
     }
 
@@ -151,6 +153,7 @@ impl World {
             liveness: &self.liveness,
             links: &self.links,
             exclusions: &self.exclusions,
+            frr_problem: self.frr_problem.as_deref(),
         })
     }
 }
@@ -468,4 +471,72 @@ fn a_service_losing_its_endpoints_is_withdrawn_from_every_session() {
     assert!(out.bgp.routes["router"].is_empty());
     assert!(out.bgp_statuses.is_empty());
     assert_eq!(out.announced, vec![]);
+}
+
+#[test]
+fn a_configuration_frr_refuses_makes_the_state_invalid_and_raises_one_event_on_the_pod() {
+    let (_, loser) = winner_and_loser();
+    let mut core = core_on(loser);
+    let mut world = World::new();
+    world.step(&mut core, Some(&resources(POOL)));
+    let refused = "FRR refused the configuration: line 40: % Unknown command: bogus";
+    world.frr_problem = Some(refused.into());
+    let out = world.step(&mut core, None);
+    assert_eq!(
+        out.writes,
+        vec![
+            Write::ConfigurationState(Verdict::Invalid(refused.into())),
+            Write::PodEvent {
+                type_: EventType::Warning,
+                reason: FRR_CONFIG_FAILED,
+                note: refused.into(),
+            },
+        ]
+    );
+    assert!(out.config_stale);
+    assert_eq!(world.step(&mut core, None).writes, vec![]);
+    world.frr_problem = None;
+    let fixed = world.step(&mut core, None);
+    assert_eq!(
+        fixed.writes,
+        vec![Write::ConfigurationState(Verdict::Valid)]
+    );
+    assert!(!fixed.config_stale);
+}
+
+#[test]
+fn parse_errors_and_frrs_problem_are_both_listed() {
+    let (_, loser) = winner_and_loser();
+    let mut core = core_on(loser);
+    let mut world = World::new();
+    world.step(&mut core, Some(&resources(POOL)));
+    world.frr_problem = Some("the FRR sidecar did not answer within 60s".into());
+    world.step(&mut core, None);
+    let out = world.step(&mut core, Some(&resources(BROKEN_POOL)));
+    let [Write::ConfigurationState(Verdict::Invalid(errors))] = out.writes.as_slice() else {
+        panic!(
+            "expected one Invalid ConfigurationState, got {:?}",
+            out.writes
+        );
+    };
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), 2, "{errors}");
+    assert!(lines[0].starts_with("IPAddressPool/lan: spec.addresses[0]:"));
+    assert_eq!(lines[1], "the FRR sidecar did not answer within 60s");
+}
+
+#[test]
+fn before_the_first_parse_a_frr_problem_raises_only_the_event() {
+    let mut core = core_on("node-1");
+    let mut world = World::new();
+    world.frr_problem = Some("the FRR sidecar did not answer within 60s".into());
+    let out = world.step(&mut core, None);
+    assert_eq!(
+        out.writes,
+        vec![Write::PodEvent {
+            type_: EventType::Warning,
+            reason: FRR_CONFIG_FAILED,
+            note: "the FRR sidecar did not answer within 60s".into(),
+        }]
+    );
 }

@@ -23,14 +23,13 @@ pub(super) fn check(cx: &mut Cx, v: &Validated, nodes: &NodeLabels, backend: Bgp
 
 /// Options the built-in BGP speaker does not implement.
 fn check_native(cx: &mut Cx, v: &Validated) {
-    // Decision: MetalLB's native speaker also refuses keepaliveTime, connectTime,
-    // enableGracefulRestart, disableMP, dualStackAddressFamily, dynamicASN, IPv6 pools and large
-    // communities; ours supports every one of them (speaker/src/bgp), so only what needs FRR
-    // itself is refused here.
+    // Decision: MetalLB's native speaker also refuses bfdProfile and BFDProfiles,
+    // keepaliveTime, connectTime, enableGracefulRestart, disableMP, dualStackAddressFamily,
+    // dynamicASN, IPv6 pools and large communities; ours supports every one of them
+    // (speaker/src/bgp, speaker/src/bfd), so only what needs FRR itself is refused here.
     const WHY: &str = "is not supported by the native BGP backend; use bgpBackend: frr";
     for p in &v.peers {
-        let set: [(&str, bool); 4] = [
-            ("spec.bfdProfile", p.bfd_profile.is_some()),
+        let set: [(&str, bool); 3] = [
             ("spec.vrf", p.vrf.is_some()),
             ("spec.interface", p.interface.is_some()),
             ("spec.localASN", p.local_asn.is_some()),
@@ -50,12 +49,13 @@ fn check_native(cx: &mut Cx, v: &Validated) {
             );
         }
     }
-    for b in &v.bfd_profiles {
-        cx.error(
+    // The native BFD sends no Echo packets (docs/bfd.md): say so rather than ignore it.
+    for b in v.bfd_profiles.iter().filter(|b| b.echo_mode) {
+        cx.warning(
             BFD,
             &b.name,
-            "metadata.name",
-            "BFD profiles are not supported by the native BGP backend; use bgpBackend: frr",
+            "spec.echoMode",
+            "echoMode has no effect with the native BGP backend: failures are detected with control packets only (lower receiveInterval and transmitInterval instead)",
         );
     }
     if !v.bgp_extras.trim().is_empty() {

@@ -209,11 +209,83 @@ spec:
         .into(),
         ..Route::default()
     };
+    // spine peers over IPv4 only: the IPv6 aggregate is for sessions that carry IPv6.
     assert_eq!(
         d.routes["spine"],
+        BTreeMap::from([(net("203.0.113.192/28"), route)])
+    );
+}
+
+#[test]
+fn a_session_gets_only_the_prefixes_of_the_families_it_carries() {
+    let c = config(&format!(
+        r#"{ADVERTISE_ALL}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: tor-v6, namespace: metallb-system}}
+spec: {{myASN: 64512, peerASN: 64500, peerAddress: "2001:db8:0:1::1"}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: tor-dual, namespace: metallb-system}}
+spec: {{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.3, dualStackAddressFamily: true}}
+"#
+    ));
+    let mut dual = web();
+    dual.ips.push(ip("2001:db8:0:300::5"));
+    let mut v6 = web();
+    v6.key = ServiceKey::new("demo", "v6");
+    v6.ips = vec![ip("2001:db8:0:300::6")];
+    let d = decide_on(&c, &node("node-2", "b"), &[dual, v6]);
+    let route = Route::default;
+    assert_eq!(
+        d.routes,
         BTreeMap::from([
-            (net("203.0.113.192/28"), route.clone()),
-            (net("2001:db8:0:300::/120"), route),
+            (
+                "spine".to_string(),
+                BTreeMap::from([(net("203.0.113.200/32"), route())])
+            ),
+            (
+                "tor-dual".to_string(),
+                BTreeMap::from([
+                    (net("203.0.113.200/32"), route()),
+                    (net("2001:db8:0:300::5/128"), route()),
+                    (net("2001:db8:0:300::6/128"), route()),
+                ])
+            ),
+            (
+                "tor-v6".to_string(),
+                BTreeMap::from([
+                    (net("2001:db8:0:300::5/128"), route()),
+                    (net("2001:db8:0:300::6/128"), route()),
+                ])
+            ),
+        ])
+    );
+    // The ServiceBGPStatus of the IPv6 Service names only the sessions that get its prefix.
+    assert_eq!(
+        d.services[&ServiceKey::new("demo", "v6")],
+        Outcome::Advertised {
+            pool: "bgp".into(),
+            ips: vec![ip("2001:db8:0:300::6")],
+            peers: ["tor-dual".to_string(), "tor-v6".to_string()].into(),
+        }
+    );
+}
+
+#[test]
+fn an_ipv6_service_with_only_ipv4_sessions_has_no_peers() {
+    let c = config(ADVERTISE_ALL);
+    let mut v6 = web();
+    v6.ips = vec![ip("2001:db8:0:300::6")];
+    let d = decide_on(&c, &node("node-1", "a"), &[v6]);
+    assert_eq!(outcome(&d), &Outcome::NotAdvertised(Reason::NoPeers));
+    assert_eq!(
+        d.routes,
+        BTreeMap::from([
+            ("spine".to_string(), BTreeMap::new()),
+            ("tor-a".to_string(), BTreeMap::new()),
         ])
     );
 }
@@ -358,4 +430,42 @@ fn without_its_node_object_a_speaker_has_no_session() {
         ignore_exclude_lb: false,
     });
     assert_eq!(d, Decision::default());
+}
+
+#[test]
+fn only_reasons_about_bgp_services_of_this_node_are_logged_above_debug() {
+    let table: Vec<(String, Severity)> = [
+        Reason::NoIngressIp,
+        Reason::NotInAnyPool,
+        Reason::NotOwner,
+        Reason::NoMatchingAdvertisement,
+        Reason::ConflictingAdvertisements(net("203.0.113.200/32")),
+        Reason::NodeNetworkUnavailable,
+        Reason::NodeExcluded,
+        Reason::NoLocalEndpoints,
+        Reason::NoEndpoints,
+        Reason::NoPeers,
+    ]
+    .iter()
+    .map(|r| (r.to_string(), r.severity()))
+    .collect();
+    let s = |r: &str, v| (r.to_string(), v);
+    assert_eq!(
+        table,
+        [
+            s("noIPAllocated", Severity::Quiet),
+            s("noPoolForIPs", Severity::Quiet),
+            s("notOwner", Severity::Quiet),
+            s("noMatchingAdvertisement", Severity::Info),
+            s(
+                "conflictingAdvertisements (local preference of 203.0.113.200/32)",
+                Severity::Warning
+            ),
+            s("nodeNetworkUnavailable", Severity::Info),
+            s("nodeLabeledExcludeBalancers", Severity::Info),
+            s("noLocalEndpoints", Severity::Info),
+            s("noEndpoints", Severity::Info),
+            s("noPeers", Severity::Warning),
+        ]
+    );
 }

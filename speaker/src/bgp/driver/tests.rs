@@ -59,6 +59,7 @@ impl Connector for Scripted {
                 stream,
                 local: local(),
                 remote: remote(),
+                interface: LocalInterface::default(),
             })
         })
     }
@@ -452,5 +453,46 @@ fn peers_the_native_backend_cannot_run_are_refused_with_a_reason() {
             "failed to use peer tor: routerID 2001:db8::7 is not an IPv4 address",
             "failed to use peer tor: the password Secret bgp-auth has not been read",
         ]
+    );
+}
+
+fn addr(index: u32, address: &str, global: bool, usable: bool) -> InterfaceAddress {
+    InterfaceAddress {
+        index,
+        address: address.parse().unwrap(),
+        global,
+        usable,
+    }
+}
+
+#[test]
+fn the_local_interface_gives_its_first_usable_global_address_of_each_family() {
+    let addresses = [
+        addr(1, "127.0.0.1", false, true),
+        addr(2, "203.0.113.11", true, true),
+        addr(3, "192.0.2.11", true, true),
+        addr(3, "192.0.2.111", true, true),
+        addr(3, "fe80::11", false, true),
+        addr(3, "2001:db8:0:1::99", true, false),
+        addr(3, "2001:db8:0:1::11", true, true),
+        addr(2, "2001:db8:0:100::11", true, true),
+    ];
+    assert_eq!(
+        local_interface(&addresses, "192.0.2.111".parse().unwrap()),
+        LocalInterface {
+            v4: Some("192.0.2.11".parse().unwrap()),
+            v6: Some("2001:db8:0:1::11".parse().unwrap()),
+        }
+    );
+    assert_eq!(
+        local_interface(&addresses, "2001:db8:0:100::11".parse().unwrap()),
+        LocalInterface {
+            v4: Some("203.0.113.11".parse().unwrap()),
+            v6: Some("2001:db8:0:100::11".parse().unwrap()),
+        }
+    );
+    assert_eq!(
+        local_interface(&addresses, "198.51.100.9".parse().unwrap()),
+        LocalInterface::default()
     );
 }

@@ -82,15 +82,26 @@ pub struct GracefulRestartConfig {
     pub restarted: bool,
 }
 
-/// Next hops of the advertised routes. Unset: the session's local address of that family.
-/// A route of a family with no next hop is not sent (an IPv6 route over an IPv4 session needs
-/// `v6`, and the reverse).
+/// Next hops of the advertised routes. Unset: the session's local address of that family, else
+/// the address of that family on the interface the session leaves from ([`LocalInterface`]).
+/// A route of a family with no next hop is not sent (an IPv6 route over an IPv4 session from an
+/// interface without a global IPv6 address, and the reverse).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NextHops {
     pub v4: Option<Ipv4Addr>,
     pub v6: Option<Ipv6Addr>,
     /// Sent after the global IPv6 next hop (RFC 2545) when set.
     pub v6_link_local: Option<Ipv6Addr>,
+}
+
+/// The node's other addresses on the interface a connection leaves from (the driver looks them
+/// up once connected): the BGP identifier of a session over IPv6 without `routerID` (MetalLB's
+/// rule), and the next hop of the other family on a `dualStackAddressFamily` session (FRR's
+/// choice: the interface's global address of that family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalInterface {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
 }
 
 /// Connection retries: `initial`, doubling, at most `max`, each delay multiplied by a factor

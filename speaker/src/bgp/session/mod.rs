@@ -54,7 +54,7 @@ use super::message::{
 };
 pub use config::{
     Backoff, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME, GracefulRestartConfig,
-    NextHops, RouterId, SessionConfig, families_for,
+    LocalInterface, NextHops, RouterId, SessionConfig, families_for,
 };
 pub use rib::{DEFAULT_LOCAL_PREF, Route, family_of};
 use rib::{Sender, group, withdraw};
@@ -106,6 +106,8 @@ pub enum Event<'a> {
     Connected {
         local: SocketAddr,
         remote: SocketAddr,
+        /// The node's other addresses on the interface of `local`.
+        interface: LocalInterface,
     },
     ConnectFailed(String),
     /// The peer closed the connection, or reading or writing failed.
@@ -115,6 +117,10 @@ pub enum Event<'a> {
     Timer,
     /// The routes the peer should have from us from now on.
     SetRoutes(BTreeMap<IpNet, Route>),
+    /// BFD says the path to the peer failed (RFC 5882 §4.3: tear the session down).
+    BfdDown,
+    /// BFD says the path works again: a session waiting for its next attempt tries now.
+    BfdUp,
 }
 
 /// What the driver must do, in order.
@@ -255,6 +261,8 @@ pub struct Session {
     ctx: Context,
     /// Addresses of the current connection.
     addresses: Option<(SocketAddr, SocketAddr)>,
+    /// The other addresses of the current connection's interface.
+    interface: LocalInterface,
     negotiated: Option<Negotiated>,
     connect_deadline: Option<Instant>,
     retry_at: Option<Instant>,
@@ -287,6 +295,7 @@ impl Session {
             decoder: Decoder::new(),
             ctx: Context::default(),
             addresses: None,
+            interface: LocalInterface::default(),
             negotiated: None,
             connect_deadline: None,
             retry_at: None,
@@ -356,8 +365,13 @@ impl Session {
                 }
             }
             Event::Stop(mode) => self.stop(mode, &mut out),
-            Event::Connected { local, remote } => {
+            Event::Connected {
+                local,
+                remote,
+                interface,
+            } => {
                 if self.state == State::Connect {
+                    self.interface = interface;
                     self.connected(local, remote, now, &mut out);
                 } else {
                     // An attempt this session gave up on finished after all.
@@ -378,6 +392,30 @@ impl Session {
             },
             Event::Received(bytes) => self.received(bytes, now, &mut out),
             Event::Timer => self.timers(now, &mut out),
+            Event::BfdDown => {
+                if matches!(
+                    self.state,
+                    State::OpenSent | State::OpenConfirm | State::Established
+                ) {
+                    // RFC 9384: Cease / BFD Down. The path is gone, so the NOTIFICATION
+                    // rarely arrives; the close is what counts.
+                    let n = Notification::new(code::CEASE, code::cease::BFD_DOWN, Vec::new());
+                    self.fail(
+                        Reason::NotificationSent {
+                            notification: n.clone(),
+                            cause: "BFD detected the path to the peer down".into(),
+                        },
+                        Some(n),
+                        now,
+                        &mut out,
+                    );
+                }
+            }
+            Event::BfdUp => {
+                if self.state == State::Active {
+                    self.connect(now, &mut out);
+                }
+            }
             Event::SetRoutes(routes) => {
                 self.desired = routes;
                 if self.state == State::Established {
@@ -418,7 +456,9 @@ impl Session {
         match (self.config.router_id, local) {
             (RouterId::Fixed(id), _) => id,
             (RouterId::LocalAddress { .. }, IpAddr::V4(v4)) => v4,
-            (RouterId::LocalAddress { fallback }, IpAddr::V6(_)) => fallback,
+            (RouterId::LocalAddress { fallback }, IpAddr::V6(_)) => {
+                self.interface.v4.unwrap_or(fallback)
+            }
         }
     }
 
@@ -510,6 +550,7 @@ impl Session {
     /// send them again).
     fn reset(&mut self) {
         self.addresses = None;
+        self.interface = LocalInterface::default();
         self.negotiated = None;
         self.connect_deadline = None;
         self.hold_deadline = None;
@@ -874,16 +915,20 @@ impl Session {
             local_as: self.config.local_as,
             ibgp: n.ibgp,
             four_octet_as: n.four_octet_as,
-            next_hop_v4: nh.v4.or(match n.local.ip() {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            }),
+            next_hop_v4: nh
+                .v4
+                .or(match n.local.ip() {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                })
+                .or(self.interface.v4),
             next_hop_v6: nh
                 .v6
                 .or(match n.local.ip() {
                     IpAddr::V6(v6) => Some(v6),
                     IpAddr::V4(_) => None,
                 })
+                .or(self.interface.v6)
                 .map(|global| (global, nh.v6_link_local)),
         })
     }

@@ -136,7 +136,11 @@ impl Harness {
 
     fn establish_over(&mut self, open: Open, local: SocketAddr, remote: SocketAddr) -> Vec<Out> {
         let mut out = self.event(Event::Start);
-        out.extend(self.event(Event::Connected { local, remote }));
+        out.extend(self.event(Event::Connected {
+            local,
+            remote,
+            interface: LocalInterface::default(),
+        }));
         out.extend(self.receive(Message::Open(open)));
         out.extend(self.receive(Message::Keepalive));
         out
@@ -241,7 +245,8 @@ fn starting_connects_and_the_connection_sends_an_open_with_our_capabilities() {
     assert_eq!(
         h.event(Event::Connected {
             local: local4(),
-            remote: remote4()
+            remote: remote4(),
+            interface: LocalInterface::default(),
         }),
         vec![Out::Send(our_open(vec![
             Capability::Multiprotocol(Family::IPV4_UNICAST),
@@ -264,7 +269,8 @@ fn a_4_octet_local_as_is_sent_as_as_trans_with_its_capability_and_a_fixed_router
     assert_eq!(
         h.event(Event::Connected {
             local: local4(),
-            remote: remote4()
+            remote: remote4(),
+            interface: LocalInterface::default(),
         }),
         vec![Out::Send(Message::Open(Open {
             my_as: AS_TRANS,
@@ -281,7 +287,7 @@ fn a_4_octet_local_as_is_sent_as_as_trans_with_its_capability_and_a_fixed_router
 }
 
 #[test]
-fn over_ipv6_the_router_id_falls_back_to_the_configured_one() {
+fn over_ipv6_without_an_interface_ipv4_address_the_router_id_falls_back_to_the_configured_one() {
     let mut config = SessionConfig::new(MY_AS, PeerAsn::Number(PEER_AS), remote6().ip());
     config.router_id = RouterId::LocalAddress {
         fallback: Ipv4Addr::new(192, 0, 2, 99),
@@ -291,12 +297,35 @@ fn over_ipv6_the_router_id_falls_back_to_the_configured_one() {
     let out = h.event(Event::Connected {
         local: local6(),
         remote: remote6(),
+        interface: LocalInterface::default(),
     });
     let [Out::Send(Message::Open(open))] = out.as_slice() else {
         panic!("{out:?}");
     };
     assert_eq!(open.bgp_id, Ipv4Addr::new(192, 0, 2, 99));
     assert_eq!(open.multiprotocol(), vec![Family::IPV6_UNICAST]);
+}
+
+#[test]
+fn over_ipv6_the_router_id_is_the_interfaces_ipv4_address_when_it_has_one() {
+    let mut config = SessionConfig::new(MY_AS, PeerAsn::Number(PEER_AS), remote6().ip());
+    config.router_id = RouterId::LocalAddress {
+        fallback: Ipv4Addr::new(192, 0, 2, 99),
+    };
+    let mut h = Harness::new(config);
+    h.event(Event::Start);
+    let out = h.event(Event::Connected {
+        local: local6(),
+        remote: remote6(),
+        interface: LocalInterface {
+            v4: Some(Ipv4Addr::new(198, 51, 100, 2)),
+            v6: None,
+        },
+    });
+    let [Out::Send(Message::Open(open))] = out.as_slice() else {
+        panic!("{out:?}");
+    };
+    assert_eq!(open.bgp_id, Ipv4Addr::new(198, 51, 100, 2));
 }
 
 #[test]
@@ -408,6 +437,7 @@ fn a_peer_that_never_answers_the_open_is_dropped_after_four_minutes() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     let out = h.run_until(secs(241));
     assert_eq!(out[0].0, secs(240));
@@ -494,7 +524,8 @@ fn a_connection_attempt_longer_than_the_connect_time_is_abandoned() {
     assert_eq!(
         h.event(Event::Connected {
             local: local4(),
-            remote: remote4()
+            remote: remote4(),
+            interface: LocalInterface::default(),
         }),
         vec![Out::Close]
     );
@@ -512,6 +543,7 @@ fn the_backoff_starts_over_after_a_session_that_stayed_up() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     h.receive(Message::Open(peer_open()));
     h.receive(Message::Keepalive);
@@ -529,6 +561,7 @@ fn a_session_that_fails_right_after_establishing_keeps_backing_off() {
         h.event(Event::Connected {
             local: local4(),
             remote: remote4(),
+            interface: LocalInterface::default(),
         });
         h.receive(Message::Open(peer_open()));
         h.receive(Message::Keepalive);
@@ -763,6 +796,7 @@ fn a_notification_received_in_any_state_ends_the_session_with_its_code() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     assert_eq!(
         h.receive(notification(2, 2)),
@@ -780,6 +814,7 @@ fn a_notification_received_in_any_state_ends_the_session_with_its_code() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     h.receive(Message::Open(peer_open()));
     assert_eq!(h.session.state(), State::OpenConfirm);
@@ -821,6 +856,7 @@ fn unexpected_messages_are_finite_state_machine_errors() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     assert_eq!(
         h.receive(Message::Keepalive)[..2],
@@ -832,6 +868,7 @@ fn unexpected_messages_are_finite_state_machine_errors() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     h.receive(Message::Open(peer_open()));
     assert_eq!(
@@ -1209,6 +1246,43 @@ fn dual_stack_ipv6_over_an_ipv4_session_needs_a_configured_next_hop() {
 }
 
 #[test]
+fn dual_stack_ipv6_over_an_ipv4_session_uses_the_interfaces_ipv6_address() {
+    let mut config = config();
+    config.families = families_for(remote4().ip(), true, false);
+    let mut h = Harness::new(config);
+    h.event(Event::SetRoutes(routes(&[
+        ("2001:db8:1::1/128", plain()),
+        ("203.0.113.1/32", plain()),
+    ])));
+    let mut out = h.event(Event::Start);
+    out.extend(h.event(Event::Connected {
+        local: local4(),
+        remote: remote4(),
+        interface: LocalInterface {
+            v4: Some(Ipv4Addr::new(198, 51, 100, 2)),
+            v6: Some("2001:db8:ff::2".parse().unwrap()),
+        },
+    }));
+    out.extend(h.receive(Message::Open(peer_open())));
+    out.extend(h.receive(Message::Keepalive));
+    assert_eq!(
+        out[4..],
+        [
+            Out::Send(update(
+                &[],
+                ebgp_attributes("198.51.100.2"),
+                &["203.0.113.1/32"]
+            )),
+            Out::Send(Message::Update(Update {
+                attributes: mp_reach_attributes("2001:db8:ff::2", None, &["2001:db8:1::1/128"]),
+                ..Update::default()
+            })),
+        ]
+    );
+    assert_eq!(h.session.pending(), 0);
+}
+
+#[test]
 fn a_configured_ipv4_next_hop_replaces_the_local_address() {
     let mut config = config();
     config.next_hops.v4 = Some(Ipv4Addr::new(192, 0, 2, 50));
@@ -1241,6 +1315,7 @@ fn thousands_of_routes_go_out_in_updates_of_at_most_4096_bytes() {
         h.event(Event::Connected {
             local: local4(),
             remote: remote4(),
+            interface: LocalInterface::default(),
         });
         h.receive(Message::Open(peer_open()));
         let bytes = encode(&Message::Keepalive, &h.ctx);
@@ -1304,6 +1379,7 @@ fn after_a_reconnect_the_whole_table_is_sent_again() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     h.receive(Message::Open(peer_open()));
     assert_eq!(
@@ -1415,7 +1491,8 @@ fn after_a_restart_the_r_bit_is_set_until_a_session_is_established() {
     };
     assert!(open(h.event(Event::Connected {
         local: local4(),
-        remote: remote4()
+        remote: remote4(),
+        interface: LocalInterface::default(),
     })));
     // A failed attempt keeps it.
     h.event(Event::Closed("connection reset by peer".into()));
@@ -1423,7 +1500,8 @@ fn after_a_restart_the_r_bit_is_set_until_a_session_is_established() {
     h.event(Event::Timer);
     assert!(open(h.event(Event::Connected {
         local: local4(),
-        remote: remote4()
+        remote: remote4(),
+        interface: LocalInterface::default(),
     })));
     h.receive(Message::Open(with_gr(peer_open())));
     h.receive(Message::Keepalive);
@@ -1432,7 +1510,8 @@ fn after_a_restart_the_r_bit_is_set_until_a_session_is_established() {
     h.event(Event::Timer);
     assert!(!open(h.event(Event::Connected {
         local: local4(),
-        remote: remote4()
+        remote: remote4(),
+        interface: LocalInterface::default(),
     })));
 }
 
@@ -1478,6 +1557,7 @@ fn stopping_sends_cease_administrative_shutdown_or_peer_deconfigured() {
     h.event(Event::Connected {
         local: local4(),
         remote: remote4(),
+        interface: LocalInterface::default(),
     });
     assert_eq!(
         h.event(Event::Stop(StopMode::Deconfigured))[..2],
@@ -1565,4 +1645,55 @@ fn families_follow_dual_stack_and_disable_mp() {
         ]
     );
     let _ = Ipv6Addr::LOCALHOST;
+}
+
+// BFD (RFC 5882).
+
+#[test]
+fn bfd_down_tears_an_established_session_down_with_cease_bfd_down() {
+    let mut h = Harness::new(config());
+    h.establish(peer_open());
+    h.at(secs(5));
+    assert_eq!(
+        h.event(Event::BfdDown),
+        vec![
+            Out::Send(notification(6, 10)),
+            Out::Close,
+            Out::Down(
+                "BFD detected the path to the peer down: sent NOTIFICATION 6/10 Cease / BFD Down"
+                    .into(),
+                true
+            ),
+        ]
+    );
+    assert_eq!(h.session.state(), State::Active);
+    assert_eq!(h.session.counters().notifications_sent, 1);
+    // The next attempt follows the usual back-off.
+    assert_eq!(h.run_until(secs(6)), vec![(secs(6), Out::Connect)]);
+}
+
+#[test]
+fn bfd_down_leaves_a_session_that_is_not_connected_alone() {
+    let mut h = Harness::new(config());
+    h.event(Event::Start);
+    assert_eq!(h.event(Event::BfdDown), vec![]);
+    assert_eq!(h.session.state(), State::Connect);
+}
+
+#[test]
+fn bfd_up_makes_a_session_waiting_for_its_retry_connect_at_once() {
+    let mut h = Harness::new(config());
+    h.event(Event::Start);
+    for _ in 0..5 {
+        h.event(Event::ConnectFailed("network is unreachable".into()));
+        let next = h.session.next_deadline().unwrap();
+        h.now = next;
+        h.event(Event::Timer);
+    }
+    h.event(Event::ConnectFailed("network is unreachable".into()));
+    assert!(h.session.next_deadline().unwrap() - h.now >= secs(30));
+    assert_eq!(h.event(Event::BfdUp), vec![Out::Connect]);
+    assert_eq!(h.session.state(), State::Connect);
+    // Up again while connected or established changes nothing.
+    assert_eq!(h.event(Event::BfdUp), vec![]);
 }

@@ -53,7 +53,7 @@ bench_l2_failover() {
 		echo "l2-failover needs the local cluster: run hack/local-up.sh" >&2
 		exit 1
 	fi
-	# The node agents run the workspace's debug binaries (e2e/src/images.rs).
+	# The speakers and the controller run from the images (hack/images.sh, pushed by local-up.sh).
 	cargo build --quiet -p metallb-speaker -p metallb-controller
 	# A release speaker only for the idle RSS figure.
 	cargo build --release --quiet -p metallb-speaker

@@ -5,8 +5,9 @@
 #   olm        MLB_INSTALL=olm hack/local-up.sh (OLM v0, a catalog, a Subscription), the suite
 #              e2e/tests/olm.rs alone (installs, uninstalls and upgrades through OLM and kustomize)
 # Each runs every ignored (end-to-end) test one at a time and tears the cluster down (also when
-# tests fail or the script is interrupted); then nothing may be left: no mlb-* network namespace
-# or link, no testbed, control-plane, workspace, OLM or FRR process.
+# tests fail or the script is interrupted); then nothing may be left: no mlb-* network namespace,
+# link or cgroup, no mount below .local, no testbed, control-plane, node (containerd, shim,
+# kubelet, kube-proxy), container, OLM or FRR process.
 #   E2E_CYCLES="kustomize olm" (default: both, in that order)
 # Extra arguments go to the test binaries (e.g. a test name filter).
 set -euo pipefail
@@ -42,12 +43,9 @@ for cycle in "${cycles[@]}"; do
 		;;
 	olm)
 		suites=(--test olm)
-		# The upgrade tests start from the previous release. Nodes that run images (not the
-		# image table of e2e/src/images.rs, which maps every metallb-rs image to this
-		# checkout's binaries) pull its images from the local registry: build them once.
-		if [[ ! -f "$root/e2e/src/images.rs" ]]; then
-			"$root/hack/previous-release.sh" build
-		fi
+		# The upgrade tests start from the previous release: the nodes pull its images from the
+		# local registry, so they are built (once; reused while that release's commit is the same).
+		"$root/hack/previous-release.sh" build
 		MLB_INSTALL=olm "$root/hack/local-up.sh"
 		;;
 	*)
@@ -68,11 +66,19 @@ done < <(ip netns list 2>/dev/null)
 while read -r link; do
 	leftovers+=("link $link")
 done < <(ip -o link show | awk -F': ' '{ print $2 }' | cut -d@ -f1 | grep '^mlb-' || true)
+for cgroup in /sys/fs/cgroup/*/mlb-*; do
+	[[ -d "$cgroup" ]] && leftovers+=("cgroup $cgroup")
+done
+while read -r mountpoint; do
+	leftovers+=("mount $mountpoint")
+done < <(awk -v root="$root/.local/" 'index($5, root) == 1 { print $5 }' /proc/self/mountinfo)
 ours=(
 	"$target/debug/mlb-testbed"
 	"$target/debug/metallb-controller"
 	"$target/debug/metallb-speaker"
 	"$target/debug/metallb-operator"
+	"$root/.local/bin/containerd"
+	"$root/.local/bin/containerd-shim-runc-v2"
 	"$root/.local/olm/bin/olm"
 	"$root/.local/olm/bin/catalog"
 	"$root/.local/bin/opm"
@@ -86,8 +92,13 @@ for proc in /proc/[0-9]*; do
 			leftovers+=("process ${proc#/proc/} ($exe)")
 		fi
 	done
-	if [[ "$exe" == "$root/.local/bin/testcluster" ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q "$root/.local/cluster"; then
+	# The control plane, and the nodes' kubelets and kube-proxies (same binary).
+	if [[ "$exe" == "$root/.local/bin/testcluster" ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qE "$root/.local/(cluster|nodes)"; then
 		leftovers+=("process ${proc#/proc/} ($exe)")
+	fi
+	# Container processes of the nodes: every pod's cgroup is below /mlb-node-N.
+	if grep -q ':/mlb-node-' "$proc/cgroup" 2>/dev/null; then
+		leftovers+=("process ${proc#/proc/} ($exe, in a node's cgroup)")
 	fi
 	if [[ "$exe" == /usr/lib/frr/* ]] && tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qE "$root/.local|/run/mlb-testbed"; then
 		leftovers+=("process ${proc#/proc/} ($exe)")

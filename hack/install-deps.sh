@@ -2,9 +2,9 @@
 # Installs what the local cluster and the images need and builds it; idempotent and quick when
 # nothing is missing. Debian packages are installed only if missing (one `apt-get update` then),
 # then the Rust targets of the images (rustup), the image tools (hack/build-tools.sh: crane, the
-# registry, cosign, opm), OLM and its validators (hack/build-olm.sh), the control plane
-# (hack/build-testcluster.sh, when present) and the workspace binaries (the images of pods map
-# to them: see e2e/src/images.rs) are built.
+# registry, cosign, opm), OLM and its validators (hack/build-olm.sh), the control plane with the
+# kubelet and kube-proxy (hack/build-testcluster.sh), the nodes' containerd
+# (hack/build-node-runtime.sh) and the workspace binaries are built.
 # Run as root (or with sudo available); works on a fresh machine with CI=true.
 set -euo pipefail
 
@@ -26,6 +26,11 @@ packages=(
 	psmisc
 	ethtool
 	jq
+	# The nodes (e2e/src/node.rs): runc under containerd, the CNI plugins (ptp, host-local,
+	# portmap), busybox for the test image localhost/busybox (hack/test-images.sh).
+	runc
+	containernetworking-plugins
+	busybox-static
 	python3-yaml   # hack/verify-bundle_test.sh edits copies of the bundle's CSV
 	# The images (hack/images.sh): static musl binaries for linux/amd64 and linux/arm64. ring and
 	# psm compile C and assembly: musl-gcc for x86_64, the aarch64 cross compiler (which also
@@ -73,11 +78,8 @@ fi
 # OLM v0 (the local cluster's MLB_INSTALL=olm) and OLM's bundle validators (hack/verify.sh).
 "$root/hack/build-olm.sh"
 
-if [[ -x "$root/hack/build-testcluster.sh" ]]; then
-	"$root/hack/build-testcluster.sh"
-else
-	echo "install-deps: hack/build-testcluster.sh not found; skipping the control plane build" >&2
-fi
+"$root/hack/build-testcluster.sh"
+"$root/hack/build-node-runtime.sh"
 
 # --- cargo-machete (begin): the unused-dependency check of hack/test.sh, at a pinned version.
 # It reads Cargo.toml files and sources as text, so a dependency used only through a macro or a

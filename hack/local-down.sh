@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stops the local cluster and removes every network namespace, link and process it created
-# (logs stay in .local/logs). Succeeds when nothing is up.
+# Stops the local cluster and removes every network namespace, link, process, mount and cgroup
+# it created (logs stay in .local/logs; the local registry keeps running: hack/registry.sh
+# stop). Succeeds when nothing is up.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,5 +26,8 @@ for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^mlb-/ { print $1 }'); do
 done
 for link in $(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1 | grep '^mlb-' || true); do
 	ip link del "$link" 2>/dev/null || true
+done
+for cgroup in /sys/fs/cgroup/*/mlb-*; do
+	[[ -d "$cgroup" ]] && find "$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null || true
 done
 echo "the local cluster is down"

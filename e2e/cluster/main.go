@@ -1,7 +1,9 @@
 // Command testcluster is a busybox-style binary holding a real Kubernetes
-// control plane for the end-to-end tests: etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, kubectl, and `up`, a supervisor
-// that wires them together (up.go).
+// cluster for the end-to-end tests: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, kubectl, the node components
+// kubelet and kube-proxy, and `up`, a supervisor that wires the control plane
+// together (up.go). The node components are started by the Rust testbed, one
+// set per node namespace (e2e/src/node.rs).
 //
 // The component subcommands hand their flags, unchanged, to the upstream
 // commands: flags are the stable contract between Kubernetes releases, the Go
@@ -15,6 +17,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +30,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
 	// The same side-effect imports as the upstream main packages.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"           // kubectl: client auth plugins
@@ -56,6 +61,12 @@ var commands = map[string]func() int{
 	},
 	"kube-scheduler": func() int {
 		return cli.Run(scheduler.NewSchedulerCommand())
+	},
+	"kubelet": func() int {
+		return cli.Run(kubelet.NewKubeletCommand(context.Background()))
+	},
+	"kube-proxy": func() int {
+		return cli.Run(proxy.NewProxyCommand())
 	},
 	"kubectl": func() int {
 		logs.GlogSetter(kubectlcmd.GetLogVerbosity(os.Args)) // nolint:errcheck

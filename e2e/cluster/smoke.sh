@@ -57,6 +57,11 @@ kubectl version | grep -q '^Server Version: v1\.3[6-9]\.' || fail "server versio
 ok "kubectl version: $(kubectl version | tr '\n' ' ')"
 [[ "$(kubectl get --raw /readyz)" == ok ]] || fail "/readyz"
 ok "/readyz"
+for component in kubelet kube-proxy; do
+	v="$("$bin" "$component" --version)"
+	[[ "$v" == "Kubernetes $(kubectl version -o json | jq -r .serverVersion.gitVersion)" ]] || fail "$component --version: $v"
+	ok "$component --version: $v (the node components match the control plane)"
+done
 
 # Controller manager: a Deployment gets a ReplicaSet and Pods.
 kubectl create deployment smoke --image=example.invalid/smoke:1 --replicas=2 >/dev/null
@@ -85,7 +90,7 @@ ok "scheduler bound smoke-pod to smoke-node"
 # Services: ClusterIPs from the configured ranges, dual-stack.
 kubectl create service loadbalancer smoke-lb --tcp=80:8080 >/dev/null
 ip="$(kubectl get svc smoke-lb -o jsonpath='{.spec.clusterIP}')"
-[[ "$ip" =~ ^203\.0\.113\.(1(2[89]|[3-8][0-9]|9[01]))$ ]] || fail "LoadBalancer ClusterIP $ip not in 203.0.113.128/26"
+[[ "$ip" =~ ^198\.18\.[0-9]+\.[0-9]+$ ]] || fail "LoadBalancer ClusterIP $ip not in 198.18.0.0/16"
 ok "LoadBalancer Service ClusterIP $ip"
 kubectl apply -f - >/dev/null <<'EOF'
 apiVersion: v1
@@ -97,7 +102,7 @@ spec:
   ports: [{port: 80}]
 EOF
 ips="$(kubectl get svc smoke-ds -o jsonpath='{.spec.clusterIPs}')"
-[[ "$ips" =~ 203\.0\.113\..*2001:db8:0:ff: ]] || fail "dual-stack ClusterIPs $ips"
+[[ "$ips" =~ 198\.18\..*2001:db8:0:ff: ]] || fail "dual-stack ClusterIPs $ips"
 ok "RequireDualStack ClusterIPs $ips"
 
 # Admission: PodSecurity enforces.

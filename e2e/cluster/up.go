@@ -55,7 +55,7 @@ func runUp(args []string) int {
 	fs.StringVar(&o.dir, "dir", "", "work directory (required); created 0700; pki/, etcd/, logs/, kubeconfig/ in it are recreated on every start")
 	fs.StringVar(&o.bind, "bind-address", "127.0.0.1", "address the API server listens on and advertises")
 	fs.IntVar(&o.port, "port", 6443, "API server port")
-	fs.StringVar(&o.serviceCIDR, "service-cidr", "203.0.113.128/26,2001:db8:0:ff::/108", "Service ClusterIP range(s), comma-separated (two for dual-stack, primary first)")
+	fs.StringVar(&o.serviceCIDR, "service-cidr", "198.18.0.0/16,2001:db8:0:ff::/108", "Service ClusterIP range(s), comma-separated (two for dual-stack, primary first)")
 	fs.Var((*stringList)(&o.extraSANs), "extra-san", "extra IP or DNS name for the API server certificate (repeatable)")
 	fs.Var((*stringList)(&o.nodes), "node", "also write kubeconfig/nodes/NAME.kubeconfig with the kubelet identity system:node:NAME, group system:nodes (repeatable)")
 	fs.Var((*stringList)(&o.extraArgs), "extra-arg", "extra flag for one component, as COMPONENT=--flag=value, e.g. kube-apiserver=--v=4 (repeatable)")
@@ -242,10 +242,17 @@ func (s *supervisor) start(ctx context.Context) (string, error) {
 		sub, name, user string
 		groups          []string
 	}
+	// kube-proxy runs as system:kube-proxy, which the bootstrap policy binds to
+	// system:node-proxier (kubeadm gives it a ServiceAccount with that role
+	// instead). The API server's client certificate for the kubelets
+	// (logs, exec, port-forward) is in system:masters, as kubeadm's
+	// apiserver-kubelet-client is bound to the kubelet-API-admin role.
 	ids := []identity{
 		{"", "admin", "testcluster-admin", []string{"system:masters"}},
 		{"", "kube-controller-manager", "system:kube-controller-manager", nil},
 		{"", "kube-scheduler", "system:kube-scheduler", nil},
+		{"", "kube-proxy", "system:kube-proxy", nil},
+		{"", "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}},
 	}
 	for _, n := range o.nodes {
 		ids = append(ids, identity{"nodes", n, "system:node:" + n, []string{"system:nodes"}})
@@ -337,6 +344,15 @@ func (s *supervisor) start(ctx context.Context) (string, error) {
 		"--service-account-signing-key-file="+saKey,
 		"--service-account-key-file="+saPub,
 		"--service-cluster-ip-range="+o.serviceCIDR,
+		// The kubelets check this client certificate against the cluster
+		// CA; the kubelets' own serving certificates are self-signed, so
+		// the API server does not verify them (no
+		// --kubelet-certificate-authority), as in a kubeadm cluster
+		// without serverTLSBootstrap.
+		"--kubelet-client-certificate="+filepath.Join(pki, "apiserver-kubelet-client.crt"),
+		"--kubelet-client-key="+filepath.Join(pki, "apiserver-kubelet-client.key"),
+		// Nodes have no DNS names: reach each kubelet at its InternalIP.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--authorization-mode=Node,RBAC",
 		// The default plugins (PodSecurity among them) stay on; NodeRestriction
 		// is added as kubeadm does, so node identities are limited to their

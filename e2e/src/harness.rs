@@ -90,10 +90,22 @@ impl std::fmt::Debug for HarnessError {
 /// Where to look when something failed.
 pub fn logs_hint(paths: &Paths) -> String {
     format!(
-        "{} (agents, FRR, pods/<ns>_<pod>_<container>.log), {} (control plane)",
+        "{} (FRR; node-N/: containerd, kubelet, kube-proxy, pods/), {} (control plane)",
         paths.logs().display(),
         paths.cluster_logs().display()
     )
+}
+
+/// A client for the cluster of kubeconfig file `path`.
+pub async fn client_from(path: &Path) -> Result<Client, String> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Client::try_from(config).map_err(|e| e.to_string())
 }
 
 /// The running local cluster.
@@ -123,13 +135,12 @@ impl Cluster {
             return Err(HarnessError::NotUp(kubeconfig));
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client =
-            crate::agent::client_from(&kubeconfig)
-                .await
-                .map_err(|e| HarnessError::Connect {
-                    path: kubeconfig.clone(),
-                    message: e.to_string(),
-                })?;
+        let client = client_from(&kubeconfig)
+            .await
+            .map_err(|message| HarnessError::Connect {
+                path: kubeconfig.clone(),
+                message,
+            })?;
         client
             .apiserver_version()
             .await
@@ -310,7 +321,7 @@ impl Drop for TestNamespace {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let client = crate::agent::client_from(&kubeconfig).await.ok()?;
+                let client = client_from(&kubeconfig).await.ok()?;
                 Api::<Namespace>::all(client)
                     .delete(&name, &DeleteParams::background())
                     .await
@@ -393,20 +404,28 @@ pub fn netns_exec(name: &str, cmd: &[&str]) -> Result<ExecOutput, HarnessError> 
     })
 }
 
-/// The PID of a container's main process, from the `containerID` the node agent reports.
+/// The PID (on the machine) of a container's main process: the kubelet reports
+/// `containerd://<id>`, and runc's state for that container on the pod's node names it.
 pub fn container_pid(pod: &Pod, container: &str) -> Option<u32> {
-    pod.status
+    let id = pod
+        .status
         .as_ref()?
         .container_statuses
         .as_ref()?
         .iter()
         .find(|c| c.name == container)?
         .container_id
-        .as_deref()
-        .and_then(crate::agent::status::pid_of_container_id)
+        .as_deref()?
+        .strip_prefix("containerd://")?
+        .to_string();
+    let node = topology::Node::by_name(pod.spec.as_ref()?.node_name.as_deref()?)?;
+    let paths = Paths::discover()?;
+    crate::testbed::node_layout(&paths, &node, 0).container_pid(&id)
 }
 
-/// The `mlb-*` network namespace process `pid` lives in, if any.
+/// The `mlb-*` network namespace process `pid` lives in, if any (a hostNetwork pod's
+/// process lives in its node's; other pods have network namespaces of their own, made by
+/// CNI, that are not named).
 pub fn netns_of_pid(pid: u32) -> Option<String> {
     let ino = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?.ino();
     crate::testbed::list_netns()

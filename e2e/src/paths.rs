@@ -5,14 +5,14 @@
 //!
 //! ```text
 //! .local/
-//!   bin/testcluster, bin/kubectl   built by hack/build-testcluster.sh (the Go control plane)
+//!   bin/testcluster, bin/kubectl   built by hack/build-testcluster.sh (control plane, kubelet, kube-proxy)
+//!   bin/containerd, ...            built by hack/build-node-runtime.sh (containerd, its shim, ctr)
 //!   kubeconfig                     admin kubeconfig for users and tests
 //!   cluster/                       testcluster's directory: PKI, etcd data, component logs
 //!   testbed/state.json             what `mlb-testbed up` created (names, PIDs)
-//!   testbed/created-paths.log      mount points created on the host for pods, removed by `down`
+//!   nodes/<node>/                  one node: containerd, runc, kubelet and CNI configuration and state
 //!   frr/router/                    FRR configuration and run directory of the router namespace
-//!   pods/<node>/<pod-uid>/         per-pod volume contents
-//!   logs/                          testbed, agent, FRR logs; logs/pods/<ns>_<pod>_<container>.log
+//!   logs/                          testbed and FRR logs; logs/<node>/ the node's daemons and pods/
 //! ```
 //!
 //! The repository root is found by walking up from the current directory (tests run with
@@ -81,9 +81,6 @@ impl Paths {
     pub fn state_file(&self) -> PathBuf {
         self.testbed_dir().join("state.json")
     }
-    pub fn created_paths_log(&self) -> PathBuf {
-        self.testbed_dir().join("created-paths.log")
-    }
     pub fn frr_dir(&self) -> PathBuf {
         self.local().join("frr").join("router")
     }
@@ -91,29 +88,24 @@ impl Paths {
     pub fn frr_run_dir(&self) -> PathBuf {
         self.frr_dir().join("run")
     }
-    pub fn pods_dir(&self) -> PathBuf {
-        self.local().join("pods")
+    /// The nodes' directories (`nodes/<node>/`) and their CNI plugin directory.
+    pub fn nodes_dir(&self) -> PathBuf {
+        self.local().join("nodes")
+    }
+    /// One node's configuration and state: containerd, runc, kubelet, CNI.
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.nodes_dir().join(node)
     }
     pub fn logs(&self) -> PathBuf {
         self.local().join("logs")
     }
-    pub fn pod_logs(&self) -> PathBuf {
-        self.logs().join("pods")
-    }
-    /// Log file of one container: `.local/logs/pods/<ns>_<pod>_<container>.log`.
-    pub fn container_log(&self, namespace: &str, pod: &str, container: &str) -> PathBuf {
-        self.pod_logs()
-            .join(format!("{namespace}_{pod}_{container}.log"))
+    /// One node's logs: `containerd.log`, `kubelet.log`, `kube-proxy.log`, `node.log` (its
+    /// run script), `pods/<ns>_<pod>_<uid>/<container>/<restart>.log` (the kubelet's pod logs).
+    pub fn node_logs(&self, node: &str) -> PathBuf {
+        self.logs().join(node)
     }
     pub fn cluster_logs(&self) -> PathBuf {
         self.cluster_dir().join("logs")
-    }
-    /// Default directory of the workspace binaries the images map to.
-    pub fn default_bin_dir(&self) -> PathBuf {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.root.join("target"))
-            .join("debug")
     }
 }
 

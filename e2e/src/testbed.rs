@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! up:   topology (ip) → control plane (testcluster up, wait READY) → FRR in mlb-router
-//!       → one node agent per node (ip netns exec, setsid) → wait for Ready nodes
-//! down: agents (SIGTERM: they stop their pods) → every process left in an mlb-* namespace
-//!       → testcluster → namespaces and mlb-* links → mount points created for pods
+//!       → the holder (machine's namespaces; registry forward) → one real node per node
+//!         namespace (containerd, kubelet, kube-proxy: crate::node) → podCIDRs → Ready nodes
+//! down: kubelets and kube-proxies → every container (by cgroup) → containerd and the rest of
+//!       each node namespace → testcluster → namespaces and mlb-* links → node cgroups
 //! ```
 //! What was created is recorded in `.local/testbed/state.json` before it is created, so
 //! `down` also cleans up after an `up` that failed halfway; `down` additionally sweeps every
-//! `mlb-*` namespace and root-namespace link, whatever the state file says.
+//! `mlb-*` namespace, root-namespace link and cgroup, whatever the state file says.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::cmd::{self, CmdError};
 use crate::frr;
+use crate::node::{self, NodeLayout};
 use crate::paths::Paths;
-use crate::topology::{self, API_SERVER_PORT, API_SERVER_V4, ROUTER_NETNS, Topology};
+use crate::topology::{
+    self, API_SERVER_PORT, API_SERVER_V4, REGISTRY_PORT, ROUTER_NETNS, Topology,
+};
 
 /// Failures of `up`, `down` and `exec`.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,10 @@ pub enum TestbedError {
     NoTestcluster(PathBuf),
     #[error("{program} not found: run hack/install-deps.sh")]
     MissingTool { program: String },
+    #[error(
+        "the local registry does not answer at {0} (LOCAL_REGISTRY_ADDRESS, LOCAL_REGISTRY_PORT): run hack/registry.sh start and hack/test-images.sh"
+    )]
+    NoRegistry(String),
     #[error("--nodes must be between 1 and {max}, not {0}", max = topology::MAX_NODES)]
     Nodes(usize),
     #[error("failed to build the topology: {0}")]
@@ -62,7 +70,7 @@ pub enum TestbedError {
     },
     #[error("FRR in {ROUTER_NETNS} did not come up: {reason}\n  logs: {logs}")]
     Frr { reason: String, logs: PathBuf },
-    #[error("nodes did not become Ready within {secs} s: {reason}\n  agent logs: {logs}", secs = .timeout.as_secs())]
+    #[error("nodes did not become Ready within {secs} s: {reason}\n  node logs: {logs}", secs = .timeout.as_secs())]
     NodesNotReady {
         timeout: Duration,
         reason: String,
@@ -79,7 +87,7 @@ pub enum TestbedError {
 /// A process `up` started.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Proc {
-    /// `testcluster`, `agent node-1`, `frr zebra`, ...
+    /// `testcluster`, `node node-1`, `frr zebra`, ...
     pub role: String,
     pub pid: u32,
     /// Network namespace it runs in (`None`: the root namespace).
@@ -190,13 +198,34 @@ pub struct UpOptions {
     pub nodes: usize,
     /// For the control plane's READY line.
     pub control_plane_timeout: Duration,
-    /// For the nodes to be Ready once the agents run.
+    /// For the nodes to be Ready once their daemons run.
     pub nodes_timeout: Duration,
-    /// Directory of the workspace binaries (images map to them).
-    pub bin_dir: PathBuf,
-    /// The testbed executable (agents and `localhost/echo` run it).
+    /// The testbed executable (the holder and the CNI plugin run it).
     pub testbed_exe: PathBuf,
+    /// The local registry on the machine (`host:port`); the nodes pull every image there.
+    pub registry: String,
 }
+
+/// The local registry's address on the machine, as `hack/registry.sh` chooses it:
+/// `LOCAL_REGISTRY_ADDRESS` (default 127.0.0.1) and `LOCAL_REGISTRY_PORT` (default 5000).
+pub fn registry_address() -> String {
+    let address =
+        std::env::var("LOCAL_REGISTRY_ADDRESS").unwrap_or_else(|_| "127.0.0.1".to_string());
+    let port = std::env::var("LOCAL_REGISTRY_PORT").unwrap_or_else(|_| REGISTRY_PORT.to_string());
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Programs a node needs, from the machine (Debian packages) or `.local/bin`.
+const NODE_PROGRAMS: &[&str] = &[
+    node::RUNC,
+    "/usr/lib/cni/ptp",
+    "/usr/lib/cni/host-local",
+    "/usr/lib/cni/portmap",
+];
 
 /// Brings the cluster up, or reports that it is up already.
 pub async fn up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
@@ -221,6 +250,29 @@ pub async fn up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
     if !paths.testcluster().exists() {
         return Err(TestbedError::NoTestcluster(paths.testcluster()));
     }
+    for program in NODE_PROGRAMS
+        .iter()
+        .map(PathBuf::from)
+        .chain(["containerd", "containerd-shim-runc-v2"].map(|b| paths.bin().join(b)))
+    {
+        if !program.exists() {
+            return Err(TestbedError::MissingTool {
+                program: program.display().to_string(),
+            });
+        }
+    }
+    let catalog = format!("http://{}/v2/", opts.registry);
+    if !cmd::succeeds(&[
+        "curl",
+        "-fsS",
+        "--max-time",
+        "2",
+        "-o",
+        "/dev/null",
+        &catalog,
+    ]) {
+        return Err(TestbedError::NoRegistry(opts.registry.clone()));
+    }
 
     if let Some(state) = State::load(paths) {
         let problems = state.problems();
@@ -244,7 +296,7 @@ pub async fn up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
             );
         }
         down(paths);
-    } else if !list_netns().is_empty() || !list_links().is_empty() {
+    } else if !list_netns().is_empty() || !list_links().is_empty() || !list_cgroups().is_empty() {
         println!("leftovers of an earlier cluster found: cleaning up first");
         down(paths);
     }
@@ -299,15 +351,11 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
     for dir in [
         paths.cluster_dir(),
         paths.logs(),
-        paths.pods_dir(),
+        paths.nodes_dir(),
         paths.frr_dir(),
     ] {
         fresh_dir(&dir)?;
     }
-    std::fs::create_dir_all(paths.pod_logs()).map_err(|source| TestbedError::Io {
-        path: paths.pod_logs(),
-        source,
-    })?;
     std::fs::create_dir_all(paths.testbed_dir()).map_err(|source| TestbedError::Io {
         path: paths.testbed_dir(),
         source,
@@ -342,7 +390,7 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
 
     // Control plane.
     let t = Instant::now();
-    let pid = start_control_plane(paths)?;
+    let pid = start_control_plane(paths, &topo)?;
     state.processes.push(Proc {
         role: "testcluster".into(),
         pid,
@@ -367,15 +415,18 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
     wait_frr(paths, &run_dir)?;
     println!("router: FRR (zebra, bgpd, bfdd) up in {ROUTER_NETNS}");
 
-    // A process that stays in the machine's mount and network namespaces, so agents (inside
-    // node namespaces) can create pod namespaces and routes there through
-    // /proc/<pid>/ns/{mnt,net}. (PID 1 is not ours to use: on the development machines its
-    // namespaces are not even readable.)
+    // A process that stays in the machine's mount and network namespaces, so the nodes' CNI
+    // plugin (inside node namespaces) can add host routes there through /proc/<pid>/ns/net.
+    // (PID 1 is not ours to use: on the development machines its namespaces are not even
+    // readable.) It also forwards the management address's registry port to the local
+    // registry, which listens on the machine's loopback.
     let holder = spawn_detached(
         &[
             "setsid".to_string(),
             opts.testbed_exe.display().to_string(),
             "hold-netns".into(),
+            "--forward".into(),
+            format!("{API_SERVER_V4}:{REGISTRY_PORT}={}", opts.registry),
         ],
         &paths.logs().join("netns-holder.log"),
         &[],
@@ -391,41 +442,131 @@ async fn bring_up(paths: &Paths, opts: &UpOptions) -> Result<(), TestbedError> {
     });
     state.save(paths)?;
 
-    // Node agents.
-    for node in &topo.nodes {
-        let log = paths.logs().join(format!("agent-{}.log", node.name));
-        let mut argv = vec![
-            "ip".to_string(),
-            "netns".into(),
-            "exec".into(),
-            node.netns.clone(),
-            opts.testbed_exe.display().to_string(),
-            "agent".into(),
-            "--node".into(),
-            node.name.clone(),
-            "--kubeconfig".into(),
-            paths.kubeconfig().display().to_string(),
-            "--bin-dir".into(),
-            opts.bin_dir.display().to_string(),
-            "--holder-pid".into(),
-            holder.to_string(),
-        ];
-        argv.insert(0, "setsid".into());
-        let pid = spawn_detached(&argv, &log, &[("MLB_ROOT", paths.root.as_os_str())]).map_err(
-            |source| TestbedError::Start {
-                what: format!("the agent of {}", node.name),
+    // The nodes.
+    let cni_bin = paths.nodes_dir().join("cni-bin");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TestbedError::Io { path, source }
+    };
+    std::fs::create_dir_all(&cni_bin).map_err(io(&cni_bin))?;
+    let plugin = cni_bin.join(node::HOST_ROUTE_PLUGIN);
+    std::os::unix::fs::symlink(&opts.testbed_exe, &plugin).map_err(io(&plugin))?;
+    for n in &topo.nodes {
+        let layout = node_layout(paths, n, holder);
+        for dir in layout.dirs() {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        for (path, text) in layout.files() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+            }
+            std::fs::write(&path, text).map_err(io(&path))?;
+        }
+        create_cgroups(&layout.cgroup_root()).map_err(|source| TestbedError::Start {
+            what: format!("the cgroups of {}", n.name),
+            source,
+        })?;
+        for argv in node::machine_routes_to(n) {
+            cmd::run(&argv).map_err(TestbedError::Topology)?;
+        }
+        let pid = spawn_detached(&layout.start_command(), &layout.logs.join("node.log"), &[])
+            .map_err(|source| TestbedError::Start {
+                what: format!("the daemons of {}", n.name),
                 source,
-            },
-        )?;
+            })?;
         state.processes.push(Proc {
-            role: format!("agent {}", node.name),
+            role: format!("node {}", n.name),
             pid,
-            netns: Some(node.netns.clone()),
+            netns: Some(n.netns.clone()),
         });
     }
     state.save(paths)?;
     wait_nodes_ready(paths, &state, opts.nodes_timeout).await?;
     Ok(())
+}
+
+/// The layout of node `n` in this checkout.
+pub fn node_layout(paths: &Paths, n: &topology::Node, holder_pid: u32) -> NodeLayout {
+    NodeLayout {
+        node: n.clone(),
+        dir: paths.node_dir(&n.name),
+        logs: paths.node_logs(&n.name),
+        bin: paths.bin(),
+        cni_bin: paths.nodes_dir().join("cni-bin"),
+        cluster: paths.cluster_dir(),
+        holder_pid,
+    }
+}
+
+/// Creates the node's cgroup root in every hierarchy (the kubelet requires it to exist). A
+/// new cpuset cgroup starts with no CPUs and no memory nodes: it gets its parent's.
+fn create_cgroups(root: &str) -> std::io::Result<()> {
+    for dir in node::cgroup_dirs(Path::new(CGROUP_FS), root) {
+        std::fs::create_dir_all(&dir)?;
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Some(parent) = dir.parent()
+                && let Ok(value) = std::fs::read_to_string(parent.join(file))
+            {
+                std::fs::write(dir.join(file), value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const CGROUP_FS: &str = "/sys/fs/cgroup";
+
+/// Every process in the cgroups below `dir`.
+fn cgroup_pids(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(cgroup_pids(&e.path()));
+            }
+        }
+    }
+    pids
+}
+
+/// Removes a cgroup directory tree, deepest first (cgroup directories only go with rmdir).
+fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path())?;
+            }
+        }
+    }
+    std::fs::remove_dir(dir)
+}
+
+/// The testbed's cgroup roots (`/mlb-*`) in every hierarchy of the machine.
+pub fn list_cgroups() -> Vec<PathBuf> {
+    let Ok(hierarchies) = std::fs::read_dir(CGROUP_FS) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for h in hierarchies.filter_map(|e| e.ok()) {
+        if let Ok(entries) = std::fs::read_dir(h.path()) {
+            found.extend(
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(topology::PREFIX)
+                            && e.file_type().is_ok_and(|t| t.is_dir())
+                    })
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    found.sort();
+    found
 }
 
 /// Starts `argv` in its own session with output appended to `log`; returns its PID.
@@ -456,8 +597,8 @@ fn spawn_detached(
     Ok(child.id())
 }
 
-fn start_control_plane(paths: &Paths) -> Result<u32, TestbedError> {
-    let argv = vec![
+fn start_control_plane(paths: &Paths, topo: &Topology) -> Result<u32, TestbedError> {
+    let mut argv = vec![
         "setsid".to_string(),
         paths.testcluster().display().to_string(),
         "up".into(),
@@ -474,6 +615,10 @@ fn start_control_plane(paths: &Paths) -> Result<u32, TestbedError> {
             topology::SERVICE_CIDR_V6
         ),
     ];
+    // A kubeconfig with the kubelet identity system:node:<name> per node.
+    for n in &topo.nodes {
+        argv.extend(["--node".to_string(), n.name.clone()]);
+    }
     let log = paths.logs().join("testcluster.out");
     let _ = std::fs::write(
         paths.logs().join("testcluster.cmd"),
@@ -647,7 +792,8 @@ async fn wait_nodes_ready(
     timeout: Duration,
 ) -> Result<(), TestbedError> {
     use k8s_openapi::api::core::v1::Node;
-    let client = crate::agent::client_from(&paths.kubeconfig())
+    use kube::api::{Patch, PatchParams};
+    let client = crate::harness::client_from(&paths.kubeconfig())
         .await
         .map_err(|e| TestbedError::Kube(e.to_string()))?;
     let nodes: kube::Api<Node> = kube::Api::all(client);
@@ -661,6 +807,25 @@ async fn wait_nodes_ready(
         let mut reason = String::new();
         match nodes.list(&Default::default()).await {
             Ok(list) => {
+                // The node's pod prefixes of docs/topology.md become its spec.podCIDRs (set
+                // once, by the admin, as the controller manager's IPAM would): the kubelet
+                // passes them to containerd, which renders the CNI configuration from them.
+                for n in &list.items {
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    let has_cidrs = n.spec.as_ref().is_some_and(|s| s.pod_cidr.is_some());
+                    if let (false, Some(topo)) = (has_cidrs, topology::Node::by_name(&name)) {
+                        let patch = serde_json::json!({"spec": {
+                            "podCIDR": topo.pods_v4.to_string(),
+                            "podCIDRs": [topo.pods_v4.to_string(), topo.pods_v6.to_string()],
+                        }});
+                        if let Err(e) = nodes
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                        {
+                            reason = format!("setting the podCIDRs of {name}: {e}; ");
+                        }
+                    }
+                }
                 let ready = list
                     .items
                     .iter()
@@ -676,25 +841,32 @@ async fn wait_nodes_ready(
                 if ready >= state.nodes {
                     return Ok(());
                 }
-                reason = format!("{ready} of {} Ready", state.nodes);
+                reason.push_str(&format!(
+                    "{ready} of {} Ready ({} registered)",
+                    state.nodes,
+                    list.items.len()
+                ));
             }
             Err(e) => reason.push_str(&e.to_string()),
         }
         for p in state
             .processes
             .iter()
-            .filter(|p| p.role.starts_with("agent"))
+            .filter(|p| p.role.starts_with("node "))
         {
             if !cmd::alive(p.pid) {
-                let log = paths
-                    .logs()
-                    .join(format!("agent-{}.log", p.role.trim_start_matches("agent ")));
-                return Err(fail(format!(
-                    "{} exited; last lines of {}:\n{}",
-                    p.role,
-                    log.display(),
-                    tail(&log, 20)
-                )));
+                let name = p.role.trim_start_matches("node ");
+                let logs = paths.node_logs(name);
+                let mut tails = String::new();
+                for file in ["node.log", "containerd.log", "kubelet.log"] {
+                    let log = logs.join(file);
+                    tails.push_str(&format!(
+                        "  last lines of {}:\n{}",
+                        log.display(),
+                        tail(&log, 15)
+                    ));
+                }
+                return Err(fail(format!("the daemons of {name} exited\n{tails}")));
             }
         }
         if Instant::now() > deadline {
@@ -704,21 +876,67 @@ async fn wait_nodes_ready(
     }
 }
 
+/// Stops one node: the kubelet and kube-proxy first (no pod gets restarted while the
+/// containers go), then every container process of the node (found by cgroup, so also those
+/// a dead containerd left), then containerd and what else runs in the node's namespace
+/// (shims, the run script). Its mount namespace, with every mount the node made, goes with
+/// its last process; its cgroups are removed by [`down`].
+fn stop_node(paths: &Paths, name: &str, report: &mut Vec<String>) {
+    let dir = paths.node_dir(name);
+    let pid_of = |daemon: &str| -> Option<u32> {
+        std::fs::read_to_string(dir.join(format!("{daemon}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| cmd::alive(*p))
+    };
+    let daemons: Vec<u32> = ["kubelet", "kube-proxy"]
+        .iter()
+        .filter_map(|d| pid_of(d))
+        .collect();
+    cmd::terminate(&daemons, Duration::from_secs(5));
+    let root = format!("/{}{name}", topology::PREFIX);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut killed = 0;
+    loop {
+        let pids: Vec<u32> = node::cgroup_dirs(Path::new(CGROUP_FS), &root)
+            .iter()
+            .flat_map(|d| cgroup_pids(d))
+            .filter(|p| cmd::alive(*p))
+            .collect();
+        if pids.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        killed += pids.len();
+        cmd::kill(
+            "KILL",
+            &pids.iter().map(|p| i64::from(*p)).collect::<Vec<_>>(),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if killed > 0 {
+        report.push(format!("{name}: killed the processes of its containers"));
+    }
+    if let Some(pid) = pid_of("containerd") {
+        cmd::terminate(&[pid], Duration::from_secs(5));
+    }
+}
+
 /// Stops and removes everything `up` created. Never fails: it reports what it could not do.
 pub fn down(paths: &Paths) {
     let state = State::load(paths);
     let mut report = Vec::new();
 
-    // 1. Agents first: they stop their pods' processes.
-    let agents: Vec<u32> = state
-        .iter()
-        .flat_map(|s| s.processes.iter())
-        .filter(|p| p.role.starts_with("agent") && cmd::alive(p.pid))
-        .map(|p| p.pid)
-        .collect();
-    cmd::terminate(&agents, Duration::from_secs(10));
+    // 1. The nodes: kubelets and kube-proxies, containers, containerd.
+    for i in 1..=topology::MAX_NODES {
+        let name = topology::Node::new(i).name;
+        if paths.node_dir(&name).exists() {
+            stop_node(paths, &name, &mut report);
+        }
+    }
 
-    // 2. Every process still inside one of our namespaces (pods, FRR, stray shells).
+    // 2. Every process still inside one of our namespaces (shims, FRR, stray shells).
     let namespaces = list_netns();
     for ns in &namespaces {
         let pids: Vec<u32> = cmd::stdout(&["ip", "netns", "pids", ns])
@@ -792,28 +1010,11 @@ pub fn down(paths: &Paths) {
         }
     }
 
-    // 5. Mount points created on the machine for pods, deepest first, only if still empty.
-    if let Ok(text) = std::fs::read_to_string(paths.created_paths_log()) {
-        let mut created: Vec<PathBuf> = text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(PathBuf::from)
-            .collect();
-        created.sort();
-        created.dedup();
-        created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for path in created {
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => {
-                    let _ = std::fs::remove_dir(&path);
-                }
-                Ok(m) if m.len() == 0 => {
-                    let _ = std::fs::remove_file(&path);
-                }
-                _ => {}
-            }
+    // 5. The nodes' cgroups (empty now), deepest first, in every hierarchy.
+    for dir in list_cgroups() {
+        if let Err(e) = remove_cgroup_tree(&dir) {
+            report.push(format!("could not remove cgroup {}: {e}", dir.display()));
         }
-        let _ = std::fs::remove_file(paths.created_paths_log());
     }
     if let Some(dir) = state.as_ref().and_then(|s| s.frr_run_dir.as_ref())
         && dir.starts_with("/run/mlb-testbed")
@@ -825,16 +1026,19 @@ pub fn down(paths: &Paths) {
 
     let left_ns = list_netns();
     let left_links = list_links();
+    let left_cgroups = list_cgroups();
     for line in &report {
         println!("down: {line}");
     }
-    if left_ns.is_empty() && left_links.is_empty() {
+    if left_ns.is_empty() && left_links.is_empty() && left_cgroups.is_empty() {
         println!(
             "the local cluster is down (logs kept in {})",
             paths.logs().display()
         );
     } else {
-        eprintln!("down: still present: namespaces {left_ns:?}, links {left_links:?}");
+        eprintln!(
+            "down: still present: namespaces {left_ns:?}, links {left_links:?}, cgroups {left_cgroups:?}"
+        );
     }
 }
 

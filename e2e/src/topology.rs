@@ -34,16 +34,23 @@ pub const LAN_BRIDGE: &str = "br0";
 /// Interface names inside a node namespace.
 pub const NODE_LAN_IF: &str = "eth0";
 pub const NODE_MGMT_IF: &str = "mgmt0";
-/// The node's address on every pod veth: the pods' IPv6 gateway.
-pub const POD_GATEWAY_V6: &str = "fe80::1";
 
 /// The API server, on the machine's management address.
 pub const API_SERVER_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 pub const API_SERVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0x100, 0, 0, 0, 1);
 pub const API_SERVER_PORT: u16 = 6443;
-/// `--service-cidr` of the control plane: ClusterIPs of both families.
-pub const SERVICE_CIDR_V4: &str = "203.0.113.128/26";
+/// `--service-cidr` of the control plane: ClusterIPs of both families. The IPv4 range is
+/// from the benchmarking block of RFC 2544 (198.18.0.0/15), used only inside the topology:
+/// 65,534 ClusterIPs, and no documentation address (where the development machines' package
+/// registries live) can fall into it. Only the nodes route it (to their management interface).
+pub const SERVICE_CIDR_V4: &str = "198.18.0.0/16";
 pub const SERVICE_CIDR_V6: &str = "2001:db8:0:ff::/108";
+/// Every node's pod prefix (kube-proxy's clusterCIDR).
+pub const ALL_PODS_V4: &str = "203.0.113.64/26";
+pub const ALL_PODS_V6: &str = "2001:db8:0:200::/56";
+/// The local registry's port: on the machine's loopback, and forwarded from the management
+/// address (API_SERVER_V4), where the nodes' containerd pulls every image.
+pub const REGISTRY_PORT: u16 = 5000;
 
 pub const LAN_V4: &str = "192.0.2.0/24";
 pub const LAN_V6: &str = "2001:db8:0:1::/64";
@@ -132,91 +139,7 @@ impl Node {
     pub fn lan_port(&self) -> String {
         self.name.clone()
     }
-
-    /// The network namespace of this node's pod with IP number `k`: `mlb-pod-<node>-<k>`.
-    pub fn pod_netns(&self, k: u8) -> String {
-        format!("mlb-pod-{}-{k}", self.index)
-    }
-
-    /// The node's end of the veth of pod `k`: `p<k>`.
-    pub fn pod_veth(&self, k: u8) -> String {
-        format!("p{k}")
-    }
-
-    /// Commands (run in the machine's namespaces) that give a non-hostNetwork pod its own
-    /// network namespace with IP pair number `k`:
-    ///
-    /// ```text
-    /// mlb-pod-<i>-<k>: eth0 <v4>/32, <v6>/128; the topology's ranges via the node
-    ///     │ veth (no default route: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 via the
-    ///     │ node's mgmt0 address, on-link; 2001:db8::/32 via fe80::1)
-    /// mlb-node-<i>: p<k> (fe80::1); routes <v4>/32 and <v6>/128 dev p<k>
-    /// machine: <v4>/32 and <v6>/128 via the node's management address
-    /// ```
-    /// The node answers ARP for its own management address on `p<k>` (any local address is
-    /// answered on any interface), so the pod's IPv4 gateway needs no extra address.
-    pub fn pod_network_commands(&self, k: u8) -> Vec<CommandLine> {
-        let (v4, v6) = (self.pod_v4(k), self.pod_v6(k));
-        let (pod, node, veth) = (self.pod_netns(k), &self.netns, self.pod_veth(k));
-        let gw4 = self.mgmt_v4;
-        let mut cmds = vec![
-            format!("ip netns add {pod}"),
-            format!(
-                "ip netns exec {pod} sysctl -qw net.ipv6.conf.all.accept_dad=0 \
-                 net.ipv6.conf.default.accept_dad=0"
-            ),
-            format!("ip -n {pod} link set lo up"),
-            format!("ip link add {veth} netns {node} type veth peer name eth0 netns {pod}"),
-            format!("ip -n {node} addr add {POD_GATEWAY_V6}/64 dev {veth} nodad"),
-            format!("ip -n {node} link set {veth} up"),
-            format!("ip -n {pod} addr add {v4}/32 dev eth0"),
-            format!("ip -n {pod} addr add {v6}/128 dev eth0 nodad"),
-            format!("ip -n {pod} link set eth0 up"),
-        ];
-        for dst in [LAN_V4, LAN2_V4, "203.0.113.0/24"] {
-            cmds.push(format!(
-                "ip -n {pod} -4 route add {dst} via {gw4} dev eth0 onlink"
-            ));
-        }
-        cmds.push(format!(
-            "ip -n {pod} -6 route add 2001:db8::/32 via {POD_GATEWAY_V6} dev eth0"
-        ));
-        cmds.push(format!("ip -n {node} -4 route replace {v4}/32 dev {veth}"));
-        cmds.push(format!("ip -n {node} -6 route replace {v6}/128 dev {veth}"));
-        cmds.push(format!("ip -4 route replace {v4}/32 via {}", self.mgmt_v4));
-        cmds.push(format!("ip -6 route replace {v6}/128 via {}", self.mgmt_v6));
-        cmds.iter().map(|c| line(c)).collect()
-    }
-
-    /// Commands that remove what [`Node::pod_network_commands`] made (the veth and the
-    /// node's routes go with the namespace).
-    pub fn pod_network_teardown(&self, k: u8) -> Vec<CommandLine> {
-        let (v4, v6) = (self.pod_v4(k), self.pod_v6(k));
-        [
-            format!("ip netns del {}", self.pod_netns(k)),
-            format!("ip -4 route del {v4}/32 via {}", self.mgmt_v4),
-            format!("ip -6 route del {v6}/128 via {}", self.mgmt_v6),
-        ]
-        .iter()
-        .map(|c| line(c))
-        .collect()
-    }
-
-    /// Pod IPv4 address number `k` (1..=14) of this node.
-    pub fn pod_v4(&self, k: u8) -> Ipv4Addr {
-        let base = u32::from(self.pods_v4.network());
-        Ipv4Addr::from(base + u32::from(k))
-    }
-
-    /// Pod IPv6 address number `k` of this node.
-    pub fn pod_v6(&self, k: u8) -> Ipv6Addr {
-        let base = u128::from(self.pods_v6.network());
-        Ipv6Addr::from(base + u128::from(k))
-    }
 }
-
-/// Number of pod addresses per node (the /28 minus network and broadcast address).
-pub const PODS_PER_NODE: u8 = 14;
 
 /// A name accepted by `hack/local-exec.sh` / `mlb-testbed exec`, mapped to its namespace.
 pub fn netns_of(name: &str) -> Option<String> {
@@ -336,7 +259,7 @@ impl Topology {
                 "ip -n {ns} -6 route add {LAN2_V6} via {ROUTER_LAN_V6}"
             ));
             // ClusterIPs: a route is needed for the first lookup of locally generated
-            // traffic; the nftables output hook then rewrites the destination.
+            // traffic; kube-proxy's nftables output hook then rewrites the destination.
             add(format!(
                 "ip -n {ns} -4 route add {SERVICE_CIDR_V4} dev {NODE_MGMT_IF}"
             ));
@@ -356,7 +279,7 @@ impl Topology {
             }
         }
         // The machine (API server) reaches pods via their node: one host route per pod IP in
-        // use, added by the node agent (Node::pod_ip_commands), not a route per prefix: the
+        // use, added by the nodes' CNI plugin (crate::cni), not a route per prefix: the
         // machine may reach outside hosts inside these documentation ranges (on the
         // development machines the package registries' proxy is 203.0.113.80), and a prefix
         // route would divert that traffic into the topology.
@@ -462,8 +385,6 @@ mod tests {
         assert_eq!(n.mgmt_v6.to_string(), "2001:db8:0:100::12");
         assert_eq!(n.pods_v4.to_string(), "203.0.113.80/28");
         assert_eq!(n.pods_v6.to_string(), "2001:db8:0:202::/64");
-        assert_eq!(n.pod_v4(1).to_string(), "203.0.113.81");
-        assert_eq!(n.pod_v6(14).to_string(), "2001:db8:0:202::e");
         assert_eq!(Node::new(4).pods_v4.to_string(), "203.0.113.112/28");
     }
 
@@ -550,7 +471,7 @@ mod tests {
                 "ip -n mlb-node-1 link set eth0 up",
                 "ip -n mlb-node-1 -4 route add 198.51.100.0/24 via 192.0.2.1",
                 "ip -n mlb-node-1 -6 route add 2001:db8:0:2::/64 via 2001:db8:0:1::1",
-                "ip -n mlb-node-1 -4 route add 203.0.113.128/26 dev mgmt0",
+                "ip -n mlb-node-1 -4 route add 198.18.0.0/16 dev mgmt0",
                 "ip -n mlb-node-1 -6 route add 2001:db8:0:ff::/108 dev mgmt0",
                 "ip link add eth0 netns mlb-client type veth peer name client netns mlb-lan",
                 "ip -n mlb-lan link set client master br0 up",
@@ -579,51 +500,6 @@ mod tests {
             .map(String::from),
         );
         assert_eq!(text, expected);
-    }
-
-    #[test]
-    fn a_pod_gets_its_own_namespace_routed_through_its_node() {
-        let node = Node::new(2);
-        let text: Vec<String> = node
-            .pod_network_commands(3)
-            .iter()
-            .map(|c| c.join(" "))
-            .collect();
-        assert_eq!(
-            text,
-            [
-                "ip netns add mlb-pod-2-3",
-                "ip netns exec mlb-pod-2-3 sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
-                "ip -n mlb-pod-2-3 link set lo up",
-                "ip link add p3 netns mlb-node-2 type veth peer name eth0 netns mlb-pod-2-3",
-                "ip -n mlb-node-2 addr add fe80::1/64 dev p3 nodad",
-                "ip -n mlb-node-2 link set p3 up",
-                "ip -n mlb-pod-2-3 addr add 203.0.113.83/32 dev eth0",
-                "ip -n mlb-pod-2-3 addr add 2001:db8:0:202::3/128 dev eth0 nodad",
-                "ip -n mlb-pod-2-3 link set eth0 up",
-                "ip -n mlb-pod-2-3 -4 route add 192.0.2.0/24 via 203.0.113.12 dev eth0 onlink",
-                "ip -n mlb-pod-2-3 -4 route add 198.51.100.0/24 via 203.0.113.12 dev eth0 onlink",
-                "ip -n mlb-pod-2-3 -4 route add 203.0.113.0/24 via 203.0.113.12 dev eth0 onlink",
-                "ip -n mlb-pod-2-3 -6 route add 2001:db8::/32 via fe80::1 dev eth0",
-                "ip -n mlb-node-2 -4 route replace 203.0.113.83/32 dev p3",
-                "ip -n mlb-node-2 -6 route replace 2001:db8:0:202::3/128 dev p3",
-                "ip -4 route replace 203.0.113.83/32 via 203.0.113.12",
-                "ip -6 route replace 2001:db8:0:202::3/128 via 2001:db8:0:100::12",
-            ]
-        );
-        let teardown: Vec<String> = node
-            .pod_network_teardown(3)
-            .iter()
-            .map(|c| c.join(" "))
-            .collect();
-        assert_eq!(
-            teardown,
-            [
-                "ip netns del mlb-pod-2-3",
-                "ip -4 route del 203.0.113.83/32 via 203.0.113.12",
-                "ip -6 route del 2001:db8:0:202::3/128 via 2001:db8:0:100::12",
-            ]
-        );
     }
 
     #[test]

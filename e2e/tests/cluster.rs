@@ -1,8 +1,9 @@
-//! End-to-end tests of the local cluster itself: nodes, pods as processes, volumes, the
-//! Service data path. They need the cluster (`hack/local-up.sh`) and root, so they are
-//! ignored by default; `hack/e2e.sh` brings the cluster up, runs them with `--ignored
-//! --test-threads=1`, and tears it down. They assume the default topology (at least two
-//! nodes). MetalLB runs on the cluster: their LoadBalancer Services use a class it ignores.
+//! End-to-end tests of the local cluster itself: real nodes (kubelet, containerd, runc,
+//! kube-proxy), pods from images, security contexts, volumes, probes, the Service data path.
+//! They need the cluster (`hack/local-up.sh`) and root, so they are ignored by default;
+//! `hack/e2e.sh` brings the cluster up, runs them with `--ignored --test-threads=1`, and
+//! tears it down. They assume the default topology (at least two nodes). MetalLB runs on
+//! the cluster: their LoadBalancer Services use a class it ignores.
 
 use std::time::Duration;
 
@@ -19,8 +20,7 @@ use metallb_e2e::topology;
 const POD_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A Deployment of the echo server on `port` and a dual-stack Service in front of it
-/// (port 80/TCP, 53/UDP). Pods of one node share its network namespace, so each test uses
-/// its own port: pods of the previous test's namespace may still be terminating.
+/// (port 80/TCP, 53/UDP).
 fn echo_yaml(name: &str, replicas: u32, service_type: &str, port: u16) -> String {
     // MetalLB runs on the local cluster: LoadBalancer Services of these tests carry a class no
     // load balancer implements, so only the cluster itself acts on them.
@@ -44,6 +44,7 @@ spec:
       containers:
         - name: echo
           image: localhost/echo:latest
+          args: ["--port", "{port}"]
           ports: [{{name: http, containerPort: {port}}}]
           env:
             - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
@@ -110,6 +111,23 @@ fn curl(from: &str, url: &str) -> Result<String, String> {
     }
 }
 
+/// curl (the machine's) in the network namespace of process `pid`.
+fn curl_in(pid: u32, url: &str) -> Result<String, String> {
+    let net = format!("--net=/proc/{pid}/ns/net");
+    let out = std::process::Command::new("nsenter")
+        .args([net.as_str(), "curl", "-sS", "--max-time", "3", url])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 fn url(ip: &str, port: u16) -> String {
     if ip.contains(':') {
         format!("http://[{ip}]:{port}/")
@@ -120,7 +138,7 @@ fn url(ip: &str, port: u16) -> String {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
-async fn nodes_are_ready_with_the_topology_addresses_and_fresh_leases() {
+async fn nodes_are_real_kubelets_on_containerd_ready_with_the_topology_addresses_and_podcidrs() {
     let cluster = Cluster::connect().await.expect("cluster");
     let state = metallb_e2e::testbed::State::load(cluster.paths()).expect("testbed state");
     let nodes = Api::<Node>::all(cluster.client())
@@ -166,6 +184,27 @@ async fn nodes_are_ready_with_the_topology_addresses_and_fresh_leases() {
         );
         assert!(labels.contains_key("kubernetes.io/arch"));
         assert_eq!(status.allocatable.as_ref().unwrap()["pods"].0, "110");
+        // What `kubectl get nodes -o wide` shows: the kubelet of the control plane's version
+        // on containerd.
+        let info = status.node_info.as_ref().unwrap();
+        let server = cluster
+            .client()
+            .apiserver_version()
+            .await
+            .unwrap()
+            .git_version;
+        assert_eq!(info.kubelet_version, server);
+        assert!(
+            info.container_runtime_version
+                .starts_with("containerd://2."),
+            "{}",
+            info.container_runtime_version
+        );
+        let spec = node.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.pod_cidrs.clone().unwrap(),
+            [topo.pods_v4.to_string(), topo.pods_v6.to_string()]
+        );
 
         let lease = Api::<Lease>::namespaced(cluster.client(), "kube-node-lease")
             .get(&topo.name)
@@ -183,7 +222,7 @@ async fn nodes_are_ready_with_the_topology_addresses_and_fresh_leases() {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
-async fn echo_deployment_runs_ready_pods_as_processes_in_pod_namespaces_on_the_nodes() {
+async fn echo_deployment_runs_ready_pods_from_the_image_as_its_user_in_the_nodes_cgroups() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("echo").await.unwrap();
     cluster
@@ -195,13 +234,53 @@ async fn echo_deployment_runs_ready_pods_as_processes_in_pod_namespaces_on_the_n
     for pod in &pods {
         let node = pod.spec.as_ref().unwrap().node_name.clone().unwrap();
         let topo = topology::Node::by_name(&node).unwrap();
-        let pid = container_pid(pod, "echo").expect("containerID names the process");
+        let status = &pod
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0];
+        assert!(
+            status
+                .container_id
+                .as_deref()
+                .unwrap()
+                .starts_with("containerd://"),
+            "{:?}",
+            status.container_id
+        );
+        let pid = container_pid(pod, "echo").expect("runc's state names the process");
         assert!(
             process_alive(pid),
             "process {pid} of {} runs",
             pod.name_any()
         );
-        // Its own network namespace, on its node: mlb-pod-<node index>-<IP number>.
+        // The image's program, as the image's non-root user (65532), in a network namespace
+        // of its own (not the node's), in a cgroup below the node's cgroup root.
+        let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid_line = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uid_line.split_whitespace().collect::<Vec<_>>(),
+            ["Uid:", "65532", "65532", "65532", "65532"]
+        );
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&cmdline),
+            "/mlb-echo\0--port\08081\0",
+            "{pid} runs the echo server"
+        );
+        assert_eq!(netns_of_pid(pid), None, "{pid} is not in a node namespace");
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let memory = cgroups
+            .lines()
+            .find_map(|l| l.split_once(":memory:"))
+            .map(|(_, path)| path.to_string())
+            .unwrap();
+        assert!(
+            memory.starts_with(&format!("/mlb-{node}/kubepods/")),
+            "memory cgroup {memory} of {pid} below /mlb-{node}/kubepods"
+        );
         let ips: Vec<String> = pod
             .status
             .as_ref()
@@ -211,19 +290,6 @@ async fn echo_deployment_runs_ready_pods_as_processes_in_pod_namespaces_on_the_n
             .flatten()
             .map(|p| p.ip.clone())
             .collect();
-        let v4: std::net::Ipv4Addr = ips[0].parse().unwrap();
-        let k = u8::try_from(u32::from(v4) - u32::from(topo.pods_v4.network())).unwrap();
-        assert_eq!(
-            netns_of_pid(pid).as_deref(),
-            Some(topo.pod_netns(k).as_str()),
-            "process {pid} of {} in its pod namespace on {node}",
-            pod.name_any()
-        );
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-        assert!(
-            String::from_utf8_lossy(&cmdline).contains("echo"),
-            "{pid} runs the echo server"
-        );
         assert_eq!(ips.len(), 2, "dual-stack pod IPs {ips:?}");
         assert!(
             topo.pods_v4
@@ -439,7 +505,7 @@ async fn load_balancer_service_of_an_unhandled_class_stays_pending() {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
-async fn pod_with_an_unknown_image_stays_pending_with_the_reason() {
+async fn pod_with_an_image_missing_from_the_registry_stays_pending_with_the_reason() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("badimage").await.unwrap();
     cluster
@@ -450,7 +516,7 @@ async fn pod_with_an_unknown_image_stays_pending_with_the_reason() {
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
-    let message = wait_for("the pod to report ErrImagePull", POD_TIMEOUT, || async {
+    let message = wait_for("the pod to report the failed pull", POD_TIMEOUT, || async {
         let pod = pods.get("nope").await.map_err(|e| e.to_string())?;
         let waiting = pod
             .status
@@ -460,7 +526,12 @@ async fn pod_with_an_unknown_image_stays_pending_with_the_reason() {
             .and_then(|c| c.state.as_ref())
             .and_then(|s| s.waiting.clone());
         match waiting {
-            Some(w) if w.reason.as_deref() == Some("ErrImagePull") => {
+            Some(w)
+                if matches!(
+                    w.reason.as_deref(),
+                    Some("ErrImagePull" | "ImagePullBackOff")
+                ) =>
+            {
                 Ok(w.message.unwrap_or_default())
             }
             other => Err(format!("waiting state {other:?}")),
@@ -468,9 +539,10 @@ async fn pod_with_an_unknown_image_stays_pending_with_the_reason() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        message,
-        "unknown image example.invalid/nothing:1: no program mapped in e2e/src/images.rs"
+    // Pulled from the local registry (every name maps there), which has no such image.
+    assert!(
+        message.contains("example.invalid/nothing:1") && message.contains("not found"),
+        "{message}"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pod = pods.get("nope").await.unwrap();
@@ -482,7 +554,7 @@ async fn pod_with_an_unknown_image_stays_pending_with_the_reason() {
 async fn volumes_env_and_token_reach_the_container_privately_and_follow_updates() {
     let cluster = Cluster::connect().await.expect("cluster");
     let ns = cluster.namespace("volumes").await.unwrap();
-    // The frrouting/frr image runs its command from the machine: a shell that idles.
+    // The busybox test image: a shell that idles.
     cluster
         .apply_yaml(
             Some(ns.name()),
@@ -505,7 +577,7 @@ spec:
   terminationGracePeriodSeconds: 2
   containers:
     - name: sh
-      image: quay.io/frrouting/frr:9.1.0
+      image: localhost/busybox:latest
       command: ["/bin/sh", "-c", "echo node=$MY_NODE ip=$MY_IP setting=$SETTING; exec sleep 3600"]
       env:
         - {name: MY_NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
@@ -549,8 +621,9 @@ spec:
     // The mounts are private to the container.
     assert!(!std::path::Path::new("/etc/mlb-e2e-creds/password").exists());
 
-    let log =
-        std::fs::read_to_string(cluster.paths().container_log(ns.name(), "reader", "sh")).unwrap();
+    let log = cluster
+        .kubectl(&["-n", ns.name(), "logs", "reader", "-c", "sh"])
+        .unwrap();
     let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
     assert!(
         log.contains(&format!("node=node-1 ip={ip} setting=on")),
@@ -600,6 +673,7 @@ spec:
   containers:
     - name: echo
       image: localhost/echo:latest
+      args: ["--port", "18080"]
       ports: [{containerPort: 18080}]
       env: [{name: POD_NAME, value: hostnet}, {name: NODE_NAME, value: node-1}]
       readinessProbe: {tcpSocket: {port: 18080}, periodSeconds: 2}
@@ -777,12 +851,12 @@ spec:
   terminationGracePeriodSeconds: 1
   initContainers:
     - name: init
-      image: quay.io/frrouting/frr:9.1.0
+      image: localhost/busybox:latest
       command: ["/bin/sh", "-c", "echo prepared > /tmp/mlb-e2e-work/marker"]
       volumeMounts: [{name: work, mountPath: /tmp/mlb-e2e-work}]
   containers:
     - name: main
-      image: quay.io/frrouting/frr:9.1.0
+      image: localhost/busybox:latest
       command: ["/bin/sh", "-c", "cat /tmp/mlb-e2e-work/marker; exit 3"]
       volumeMounts: [{name: work, mountPath: /tmp/mlb-e2e-work}]
   volumes: [{name: work, emptyDir: {}}]
@@ -796,6 +870,7 @@ spec:
   containers:
     - name: echo
       image: localhost/echo:latest
+      args: ["--port", "18090"]
       ports: [{containerPort: 18090}]
       livenessProbe: {httpGet: {path: /no-such-page, port: 18090}, periodSeconds: 1, failureThreshold: 2}
 ---
@@ -807,7 +882,7 @@ spec:
   restartPolicy: Never
   containers:
     - name: main
-      image: quay.io/frrouting/frr:9.1.0
+      image: localhost/busybox:latest
       command: ["/bin/true"]
 "#,
         )
@@ -815,20 +890,22 @@ spec:
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
     let status = wait_for(
-        "the crashing container to restart twice",
+        "the crashing container to restart twice and back off",
         POD_TIMEOUT,
         || async {
             let pod = pods.get("crasher").await.map_err(|e| e.to_string())?;
             let status = pod.status.unwrap_or_default();
-            let restarts = status
-                .container_statuses
-                .as_ref()
-                .and_then(|c| c.first())
-                .map_or(0, |c| c.restart_count);
-            if restarts >= 2 {
+            let main = status.container_statuses.as_ref().and_then(|c| c.first());
+            let restarts = main.map_or(0, |c| c.restart_count);
+            // Between runs the kubelet backs off (a container without a readiness probe is
+            // ready only while it runs).
+            let backing_off = main
+                .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+                .is_some_and(|r| r == "CrashLoopBackOff");
+            if restarts >= 2 && backing_off {
                 Ok(status)
             } else {
-                Err(format!("{restarts} restarts"))
+                Err(format!("{restarts} restarts, backing off: {backing_off}"))
             }
         },
     )
@@ -856,12 +933,15 @@ spec:
         .expect("last run terminated");
     assert_eq!(last.exit_code, 3);
     assert!(!main.ready);
-    let log = std::fs::read_to_string(cluster.paths().container_log(ns.name(), "crasher", "main"))
-        .unwrap();
-    assert!(
-        log.matches("prepared").count() >= 2,
-        "every run saw the init container's file: {log}"
-    );
+    // The kubelet keeps the current and the previous run's logs.
+    for previous in [false, true] {
+        let mut args = vec!["-n", ns.name(), "logs", "crasher", "-c", "main"];
+        if previous {
+            args.push("--previous");
+        }
+        let log = cluster.kubectl(&args).unwrap();
+        assert_eq!(log, "prepared\n", "every run saw the init container's file");
+    }
 
     wait_for(
         "the failing liveness probe to restart the container",
@@ -906,18 +986,8 @@ async fn pods_on_one_node_share_a_port_and_reach_each_other_and_themselves_throu
     cluster.apply_yaml(Some(ns.name()), &yaml).await.unwrap();
     let pods = ready_pods(&cluster, ns.name(), "echo", 2).await;
     let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
-    let node = topology::Node::new(1);
-    let first_ip: std::net::Ipv4Addr = pods[0]
-        .status
-        .as_ref()
-        .unwrap()
-        .pod_ip
-        .as_ref()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let k = u8::try_from(u32::from(first_ip) - u32::from(node.pods_v4.network())).unwrap();
-    let from = node.pod_netns(k);
+    let pid = container_pid(&pods[0], "echo").unwrap();
+    let from = format!("the network namespace of {}", names[0]);
 
     let svc = service(&cluster, ns.name(), "echo").await;
     let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
@@ -926,7 +996,7 @@ async fn pods_on_one_node_share_a_port_and_reach_each_other_and_themselves_throu
         &format!("answers of both pods at {cluster_ip} from {from}"),
         Duration::from_secs(30),
         || async {
-            let answer = curl(&from, &url(&cluster_ip, 80))?;
+            let answer = curl_in(pid, &url(&cluster_ip, 80))?;
             let pod = answer
                 .split_whitespace()
                 .next()
@@ -948,52 +1018,163 @@ async fn pods_on_one_node_share_a_port_and_reach_each_other_and_themselves_throu
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
-async fn a_mount_over_the_checkout_does_not_hide_the_program_or_the_other_volumes() {
-    // The pod's program and volume contents live under the checkout; an emptyDir mounted at
-    // the checkout's parent directory hides it inside the container.
+async fn a_capability_the_namespace_pod_security_level_forbids_is_refused_at_admission() {
     let cluster = Cluster::connect().await.expect("cluster");
-    let parent = cluster
-        .paths()
-        .root
-        .parent()
-        .expect("checkout has a parent")
-        .to_path_buf();
+    let ns = cluster.namespace("psa").await.unwrap();
+    cluster
+        .kubectl(&[
+            "label",
+            "namespace",
+            ns.name(),
+            "pod-security.kubernetes.io/enforce=baseline",
+        ])
+        .unwrap();
+    let pod = |cap: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: caps-{}}}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox:latest\n    command: [sleep, '3600']\n    securityContext: {{capabilities: {{add: [{cap}]}}}}\n",
+            cap.to_lowercase().replace('_', "-")
+        )
+    };
+    let refused = cluster
+        .apply_yaml(Some(ns.name()), &pod("NET_ADMIN"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
-        parent != std::path::Path::new("/"),
-        "checkout directly under /"
+        refused.contains("violates PodSecurity \"baseline:latest\"")
+            && refused.contains("non-default capabilities")
+            && refused.contains("NET_ADMIN"),
+        "{refused}"
     );
-    let ns = cluster.namespace("shadow").await.unwrap();
-    let yaml = format!(
-        r#"
+    // A capability baseline allows is admitted, and the process really has it (and only the
+    // runtime's defaults besides).
+    cluster
+        .apply_yaml(Some(ns.name()), &pod("NET_BIND_SERVICE"))
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
+    let pod = wait_for("the admitted pod to run", POD_TIMEOUT, || async {
+        let pod = pods
+            .get("caps-net-bind-service")
+            .await
+            .map_err(|e| e.to_string())?;
+        container_pid(&pod, "c")
+            .map(|_| pod)
+            .ok_or_else(|| "not running yet".to_string())
+    })
+    .await
+    .unwrap();
+    let pid = container_pid(&pod, "c").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    let caps = u64::from_str_radix(eff, 16).unwrap();
+    const NET_BIND_SERVICE: u64 = 1 << 10;
+    const NET_ADMIN: u64 = 1 << 12;
+    const SYS_ADMIN: u64 = 1 << 21;
+    assert_eq!(caps & NET_BIND_SERVICE, NET_BIND_SERVICE, "CapEff {eff}");
+    assert_eq!(caps & (NET_ADMIN | SYS_ADMIN), 0, "CapEff {eff}");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn a_restricted_non_root_pod_runs_with_its_uid_limits_and_read_only_root_in_its_own_cgroup() {
+    let cluster = Cluster::connect().await.expect("cluster");
+    let ns = cluster.namespace("restricted").await.unwrap();
+    cluster
+        .kubectl(&[
+            "label",
+            "namespace",
+            ns.name(),
+            "pod-security.kubernetes.io/enforce=restricted",
+        ])
+        .unwrap();
+    cluster
+        .apply_yaml(
+            Some(ns.name()),
+            r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: shadow, labels: {{app: shadow}}}}
+metadata: {name: locked, labels: {app: locked}}
 spec:
   nodeName: node-2
   terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 4321
+    runAsGroup: 4321
+    seccompProfile: {type: RuntimeDefault}
   containers:
-    - name: echo
-      image: localhost/echo:latest
-      ports: [{{containerPort: 8087}}]
-      readinessProbe: {{tcpSocket: {{port: 8087}}, periodSeconds: 1}}
-      volumeMounts: [{{name: cover, mountPath: "{}"}}]
-  volumes: [{{name: cover, emptyDir: {{}}}}]
+  - name: c
+    image: localhost/busybox:latest
+    command: [sh, -c, "echo started; exec sleep 3600"]
+    resources: {limits: {memory: 48Mi, cpu: 200m}}
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL]}
 "#,
-        parent.display()
-    );
-    cluster.apply_yaml(Some(ns.name()), &yaml).await.unwrap();
-    let pod = ready_pods(&cluster, ns.name(), "shadow", 1).await.remove(0);
-    let pid = container_pid(&pod, "echo").unwrap();
-    let token = std::process::Command::new("nsenter")
-        .args([
-            "--target",
-            &pid.to_string(),
-            "--mount",
-            "--",
-            "cat",
-            "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
-        ])
-        .output()
+        )
+        .await
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&token.stdout), ns.name());
+    let pod = ready_pods(&cluster, ns.name(), "locked", 1).await.remove(0);
+    let pid = container_pid(&pod, "c").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(field("Uid:"), "4321 4321 4321 4321");
+    assert_eq!(field("Gid:"), "4321 4321 4321 4321");
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2", "a seccomp filter is in force");
+    // Its own cgroup below node-2's cgroup root, with the memory limit (checked from the
+    // machine, in the node's hierarchy).
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let memory = cgroups
+        .lines()
+        .find_map(|l| l.split_once(":memory:"))
+        .map(|(_, p)| p.to_string())
+        .unwrap();
+    assert!(memory.starts_with("/mlb-node-2/kubepods/"), "{memory}");
+    assert!(
+        memory.contains(&pod.uid().unwrap().replace('-', "_"))
+            || memory.contains(&pod.uid().unwrap()),
+        "{memory}"
+    );
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory{memory}/memory.limit_in_bytes"
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), (48u64 << 20).to_string());
+    // The root filesystem is read-only; `kubectl exec` reaches the container through the
+    // kubelet, as the container's user.
+    let out = cluster
+        .kubectl(&[
+            "-n",
+            ns.name(),
+            "exec",
+            "locked",
+            "--",
+            "sh",
+            "-c",
+            "id -u; touch /x 2>&1 || true",
+        ])
+        .unwrap();
+    assert_eq!(out, "4321\ntouch: /x: Read-only file system\n");
+    assert_eq!(
+        cluster
+            .kubectl(&["-n", ns.name(), "logs", "locked"])
+            .unwrap(),
+        "started\n"
+    );
 }

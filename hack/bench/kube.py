@@ -38,12 +38,20 @@ def wait(what, timeout, fn, every=0.2):
 
 
 def pid_of(pod):
-    """The main process of the pod's first container (the node agent reports it as the
-    containerID)."""
+    """The main process (PID on the machine) of the pod's first container: the kubelet reports
+    `containerd://<id>`, and runc's state on the pod's node names the process
+    (.local/nodes/<node>/runc/k8s.io/<id>/state.json, see e2e/src/node.rs)."""
+    node = pod.get("spec", {}).get("nodeName", "")
     for c in pod.get("status", {}).get("containerStatuses", []):
-        m = re.search(r"/(\d+)$", c.get("containerID", ""))
-        if m:
-            return int(m.group(1))
+        m = re.fullmatch(r"containerd://([0-9a-f]+)", c.get("containerID", ""))
+        if not m or not node:
+            continue
+        state = os.path.join(ROOT, ".local", "nodes", node, "runc", "k8s.io", m.group(1), "state.json")
+        try:
+            with open(state) as f:
+                return int(json.load(f)["init_process_pid"])
+        except (OSError, ValueError, KeyError):
+            return None
     return None
 
 

@@ -1,18 +1,16 @@
 //! `mlb-testbed`: the local cluster's command (up, down, status, exec) and its internal
-//! programs (node agent, echo server, container launcher).
+//! programs (the holder of the machine's namespaces, and the nodes' CNI plugin
+//! `mlb-host-route`, which is this binary called by that name).
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use metallb_e2e::agent::{self, AgentConfig};
-use metallb_e2e::images::Locations;
 use metallb_e2e::paths::Paths;
 use metallb_e2e::testbed::{self, State, UpOptions};
-use metallb_e2e::topology::{self, Node};
+use metallb_e2e::topology;
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build the topology, start the control plane, FRR and the node agents.
+    /// Build the topology, start the control plane, FRR and the nodes.
     Up {
         /// Number of nodes (1..=4).
         #[arg(long, env = "NODES", default_value_t = topology::DEFAULT_NODES)]
@@ -37,9 +35,6 @@ enum Cmd {
         /// Seconds to wait for the nodes to be Ready.
         #[arg(long, default_value_t = 120)]
         nodes_timeout: u64,
-        /// Directory of the workspace binaries (metallb-controller, ...).
-        #[arg(long, env = "MLB_BIN_DIR")]
-        bin_dir: Option<PathBuf>,
     },
     /// Stop everything `up` started and remove namespaces and links (logs stay).
     Down,
@@ -56,32 +51,13 @@ enum Cmd {
         #[arg(last = true)]
         command: Vec<String>,
     },
-    /// (internal) The node agent of one node; runs inside the node's network namespace.
-    Agent {
+    /// (internal) Stay in the machine's network namespace, so the nodes' CNI plugin can add
+    /// routes there; forward LISTEN=TARGET TCP (the registry, for the nodes).
+    HoldNetns {
+        /// `ADDR:PORT=ADDR:PORT`: accept on the first, connect to the second.
         #[arg(long)]
-        node: String,
-        #[arg(long)]
-        kubeconfig: PathBuf,
-        #[arg(long, env = "MLB_BIN_DIR")]
-        bin_dir: Option<PathBuf>,
-        /// PID of a process in the machine's mount and network namespaces.
-        #[arg(long)]
-        holder_pid: u32,
+        forward: Vec<String>,
     },
-    /// (internal) Sleep in the machine's network namespace, so agents can reach it.
-    HoldNetns,
-    /// The echo server of image localhost/echo.
-    Echo {
-        /// TCP and UDP port.
-        #[arg(long, env = "PORT")]
-        port: Option<u16>,
-        /// Port used when --port is not given (the agent passes the first containerPort).
-        #[arg(long, default_value_t = 8080)]
-        default_port: u16,
-    },
-    /// (internal) Mount a container's volumes and exec its program; run by the agent in a
-    /// private mount namespace.
-    ContainerExec { spec: PathBuf },
 }
 
 fn paths() -> anyhow::Result<Paths> {
@@ -102,13 +78,14 @@ fn init_tracing() {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Cmd::ContainerExec { spec } = &cli.command {
-        // Only returns on failure; the message lands in the container's log.
-        let err = agent::process::container_exec(spec);
-        eprintln!("mlb-testbed container-exec: {err}");
-        std::process::exit(127);
+    // Called by the nodes' containerd as the CNI plugin of that name (a symlink).
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&arg0).file_name()
+        == Some(std::ffi::OsStr::new(metallb_e2e::node::HOST_ROUTE_PLUGIN))
+    {
+        std::process::exit(metallb_e2e::cni::main());
     }
+    let cli = Cli::parse();
     init_tracing();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -121,16 +98,14 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
             nodes,
             control_plane_timeout,
             nodes_timeout,
-            bin_dir,
         } => {
             let paths = paths()?;
-            let exe = std::env::current_exe()?;
             let opts = UpOptions {
                 nodes,
                 control_plane_timeout: Duration::from_secs(control_plane_timeout),
                 nodes_timeout: Duration::from_secs(nodes_timeout),
-                bin_dir: bin_dir.unwrap_or_else(|| default_bin_dir(&paths, &exe)),
-                testbed_exe: exe,
+                testbed_exe: std::env::current_exe()?,
+                registry: testbed::registry_address(),
             };
             testbed::up(&paths, &opts).await?;
             Ok(())
@@ -189,50 +164,37 @@ async fn run(command: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Exec { name, command } => Err(testbed::exec(&paths()?, &name, &command).into()),
-        Cmd::HoldNetns => {
+        Cmd::HoldNetns { forward } => {
+            for spec in forward {
+                let (listen, target) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--forward {spec}: want LISTEN=TARGET"))?;
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("listen on {listen}"))?;
+                tracing::info!(listen, target, "forwarding");
+                tokio::spawn(forward_all(listener, target.to_string()));
+            }
             futures::future::pending::<()>().await;
             Ok(())
         }
-        Cmd::Agent {
-            node,
-            kubeconfig,
-            bin_dir,
-            holder_pid,
-        } => {
-            let paths = paths()?;
-            let exe = std::env::current_exe()?;
-            let node = Node::by_name(&node).with_context(|| format!("unknown node {node}"))?;
-            let config = AgentConfig {
-                node,
-                kubeconfig,
-                locations: Locations {
-                    bin_dir: bin_dir.unwrap_or_else(|| default_bin_dir(&paths, &exe)),
-                    testbed: exe,
-                },
-                paths,
-                holder_pid,
-            };
-            agent::run(config).await?;
-            Ok(())
-        }
-        Cmd::Echo { port, default_port } => {
-            metallb_e2e::echo::serve(
-                port.unwrap_or(default_port),
-                metallb_e2e::echo::Identity::from_env(),
-                &metallb_e2e::echo::Identity::addresses_from_env(),
-            )
-            .await?;
-            Ok(())
-        }
-        Cmd::ContainerExec { .. } => unreachable!("handled before the runtime starts"),
     }
 }
 
-/// The workspace binaries sit next to this executable (`target/debug`), else in the
-/// checkout's default target directory.
-fn default_bin_dir(paths: &Paths, exe: &std::path::Path) -> PathBuf {
-    match exe.parent() {
-        Some(dir) if dir.join("mlb-testbed").exists() => dir.to_path_buf(),
-        _ => paths.default_bin_dir(),
+/// Accepts connections forever and pipes each one to `target`.
+async fn forward_all(listener: tokio::net::TcpListener, target: String) {
+    loop {
+        let Ok((mut inbound, peer)) = listener.accept().await else {
+            continue;
+        };
+        let target = target.clone();
+        tokio::spawn(async move {
+            match tokio::net::TcpStream::connect(&target).await {
+                Ok(mut outbound) => {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                Err(err) => tracing::warn!(%peer, target, %err, "cannot reach the forward target"),
+            }
+        });
     }
 }

@@ -1,4 +1,4 @@
-//! The echo server behind image `localhost/echo`: tells who answered.
+//! The echo server behind image `localhost/echo` (binary `mlb-echo`): tells who answered.
 //!
 //! HTTP/1.1 on TCP (and the same line on UDP): `GET /` answers
 //! `pod=<POD_NAME> namespace=<POD_NAMESPACE> node=<NODE_NAME> client=<ip>:<port>\n`, where the
@@ -6,6 +6,8 @@
 //! the peer address the server saw (so tests can check source-IP preservation);
 //! `GET /healthz` answers `ok`. TCP binds `[::]` (both families); UDP binds the pod IPs from
 //! `POD_IPS`/`POD_IP` when set (see [`serve`]).
+
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -67,8 +69,7 @@ pub fn respond(request_line: &str, identity: &Identity, client: SocketAddr) -> (
 ///
 /// UDP is bound to each of `udp_addresses` (the pod IPs) when given: a socket bound to the
 /// wildcard address answers from whatever address routing picks, which a connected client and
-/// a DNAT reverse mapping both reject. Pods share their node's network namespace here, so
-/// the pod IPs are not the only addresses around.
+/// a DNAT reverse mapping both reject, and a hostNetwork pod shares its node's addresses.
 pub async fn serve(port: u16, identity: Identity, udp_addresses: &[IpAddr]) -> std::io::Result<()> {
     let any = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
     let tcp = TcpListener::bind(any).await?;
@@ -92,12 +93,12 @@ pub async fn serve(port: u16, identity: Identity, udp_addresses: &[IpAddr]) -> s
                             .send_to(identity.line(canonical(peer)).as_bytes(), peer)
                             .await;
                     }
-                    Err(err) => tracing::warn!(%err, "udp receive failed"),
+                    Err(err) => eprintln!("mlb-echo: udp receive failed: {err}"),
                 }
             }
         });
     }
-    tracing::info!(port, ?identity, udp = ?binds, "echo server listening on TCP and UDP");
+    eprintln!("mlb-echo: listening on TCP {any} and UDP {binds:?} as {identity:?}");
     loop {
         let (stream, peer) = tcp.accept().await?;
         let identity = identity.clone();

@@ -1,0 +1,648 @@
+//! A real Kubernetes node in a node namespace: containerd, kubelet and kube-proxy.
+//!
+//! ```text
+//! nsenter --net=/run/netns/mlb-node-i unshare --mount --propagation private -- sh run.sh
+//!   run.sh: mount --make-rshared /; bind mounts (below); then, all in this mount namespace:
+//!     containerd --config .local/nodes/node-i/containerd.toml
+//!     testcluster kubelet --config kubelet.yaml ...   (system:node:node-i)
+//!     testcluster kube-proxy --config kube-proxy.yaml  (nftables mode)
+//! ```
+//! Each node has its own directory (`.local/nodes/node-i/`: containerd root and state, runc
+//! root, kubelet root, CNI configuration and IPAM state), its own cgroup root
+//! (`/mlb-node-i` in every hierarchy) and its network namespace's ports. The private mount
+//! namespace keeps every mount the node makes (overlayfs root filesystems, volume tmpfs, pod
+//! network namespace handles) away from the machine, and lets the node see its own
+//! `/var/log` (the kubelet's hard-coded `/var/log/containers`) and its own values of the
+//! global sysctls the kubelet insists on (see [`KUBELET_SYSCTLS`]).
+//!
+//! Everything here renders text (unit-tested as whole outputs); [`crate::testbed`] writes it
+//! and starts the node.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::topology::{self, API_SERVER_V4, LAN_V4, LAN2_V4, Node, REGISTRY_PORT, SERVICE_CIDR_V4};
+
+/// The sysctls the kubelet's container manager sets on the machine (`setupKernelTunables`)
+/// and the values it wants. They are global (not per network namespace), and the machine is
+/// shared, so the kubelet must never write them: the node's mount namespace bind-mounts a
+/// file holding the wanted value over each `/proc/sys` entry, the kubelet reads the value it
+/// wants and writes nothing, and `protectKernelDefaults: true` makes it fail instead of
+/// writing if the trick ever stopped working. Containers get a fresh `/proc` and see the
+/// machine's real values.
+pub const KUBELET_SYSCTLS: &[(&str, &str)] = &[
+    ("vm/overcommit_memory", "1"),
+    ("vm/panic_on_oom", "0"),
+    ("kernel/panic", "10"),
+    ("kernel/panic_on_oops", "1"),
+    ("kernel/keys/root_maxkeys", "1000000"),
+    ("kernel/keys/root_maxbytes", "25000000"),
+];
+
+/// The pod network's name in the CNI configuration.
+pub const CNI_NETWORK: &str = "mlb-pods";
+/// The chained CNI plugin that gives the machine a host route to each pod IP
+/// (`mlb-testbed` when called by this name, see [`crate::cni`]).
+pub const HOST_ROUTE_PLUGIN: &str = "mlb-host-route";
+/// Where Debian's containernetworking-plugins live.
+pub const CNI_PLUGIN_DIR: &str = "/usr/lib/cni";
+/// Debian's runc.
+pub const RUNC: &str = "/usr/sbin/runc";
+/// The sandbox image every node pins; the test images script pushes it to the local
+/// registry (the `_default` mirror below maps `registry.k8s.io` there).
+pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.10";
+/// containerd's namespace for CRI containers.
+pub const CONTAINERD_NAMESPACE: &str = "k8s.io";
+
+/// Where things are, for one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLayout {
+    pub node: Node,
+    /// `.local/nodes/<node>`: configuration and state.
+    pub dir: PathBuf,
+    /// `.local/logs/<node>`: containerd, kubelet, kube-proxy logs; `pods/` (the kubelet's
+    /// `podLogsDir`) and `var-log/` (the node's `/var/log`).
+    pub logs: PathBuf,
+    /// `.local/bin`: testcluster (kubelet, kube-proxy), containerd, its shim, ctr.
+    pub bin: PathBuf,
+    /// `.local/nodes/cni-bin`: the testbed's own CNI plugin.
+    pub cni_bin: PathBuf,
+    /// testcluster's directory: the CA and the kubeconfigs.
+    pub cluster: PathBuf,
+    /// A process in the machine's network namespace (the holder): the CNI plugin adds host
+    /// routes through `/proc/<pid>/ns/net`.
+    pub holder_pid: u32,
+}
+
+impl NodeLayout {
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+    /// runc's state directory for CRI containers: `<runc root>/k8s.io/<id>/state.json`.
+    pub fn runc_root(&self) -> PathBuf {
+        self.dir.join("runc")
+    }
+    pub fn kubelet_root(&self) -> PathBuf {
+        self.dir.join("kubelet")
+    }
+    pub fn pod_logs(&self) -> PathBuf {
+        self.logs.join("pods")
+    }
+    /// The cgroup root of the node's pods, in every hierarchy.
+    pub fn cgroup_root(&self) -> String {
+        format!("/{}{}", topology::PREFIX, self.node.name)
+    }
+    /// The file of `run.sh` recording a daemon's PID.
+    pub fn pid_file(&self, daemon: &str) -> PathBuf {
+        self.dir.join(format!("{daemon}.pid"))
+    }
+    fn node_kubeconfig(&self) -> PathBuf {
+        self.cluster
+            .join("kubeconfig")
+            .join("nodes")
+            .join(format!("{}.kubeconfig", self.node.name))
+    }
+
+    /// containerd's configuration (version 3, containerd 2.x).
+    pub fn containerd_config(&self) -> String {
+        let d = self.dir.display();
+        format!(
+            r#"# Generated by mlb-testbed for {name}: everything under {d}.
+version = 3
+root = "{d}/containerd/root"
+state = "{d}/containerd/state"
+temp = "{d}/containerd/tmp"
+imports = []
+# NRI would listen on one machine-wide socket.
+disabled_plugins = ["io.containerd.nri.v1.nri"]
+oom_score = 0
+
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{sock}.ttrpc"
+[debug]
+  level = "info"
+
+[plugins]
+  [plugins.'io.containerd.internal.v1.opt']
+    path = "{d}/containerd/opt"
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = "overlayfs"
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = "{SANDBOX_IMAGE}"
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = "{d}/certs.d"
+  [plugins.'io.containerd.cri.v1.runtime']
+    # No CAP_SYS_RESOURCE here: negative oom_score_adj values (the kubelet's for
+    # sandboxes and Guaranteed pods) are clamped to containerd's own.
+    restrict_oom_score_adj = true
+    # Pod network namespace handles are bind mounts in the node's mount namespace.
+    netns_mounts_under_state_dir = true
+    cdi_spec_dirs = []
+    enable_criu = false
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = "runc"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = "{RUNC}"
+          Root = "{runc}"
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ["{CNI_PLUGIN_DIR}", "{cni_bin}"]
+      conf_dir = "{d}/cni/net.d"
+      # Rendered by containerd once the kubelet passes the Node's spec.podCIDRs.
+      conf_template = "{d}/cni/template.conflist"
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = "127.0.0.1"
+"#,
+            name = self.node.name,
+            sock = self.containerd_socket().display(),
+            runc = self.runc_root().display(),
+            cni_bin = self.cni_bin.display(),
+        )
+    }
+
+    /// The registry configuration (`certs.d/_default/hosts.toml`): every image, whatever
+    /// registry its name says, is pulled from the local registry on the machine, over plain
+    /// HTTP on the management network. Nothing is ever pulled from elsewhere (there is no
+    /// route elsewhere anyway).
+    pub fn registry_hosts(&self) -> String {
+        let url = format!("http://{API_SERVER_V4}:{REGISTRY_PORT}");
+        format!(
+            "# Generated by mlb-testbed: every registry name maps to the local registry.\n\
+             server = \"{url}\"\n\
+             [host.\"{url}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        )
+    }
+
+    /// The CNI configuration template: `ptp` (a veth per pod to the node, host-local
+    /// addresses from the Node's podCIDRs, the topology's ranges routed via the node, no
+    /// default route), `portmap` (hostPort), and the testbed's host-route plugin.
+    pub fn cni_template(&self) -> String {
+        let routes: Vec<String> = [
+            LAN_V4,
+            LAN2_V4,
+            "203.0.113.0/24",
+            SERVICE_CIDR_V4,
+            "2001:db8::/32",
+        ]
+        .iter()
+        .map(|dst| format!("{{\"dst\": \"{dst}\"}}"))
+        .collect();
+        format!(
+            r#"{{
+  "cniVersion": "1.0.0",
+  "name": "{CNI_NETWORK}",
+  "plugins": [
+    {{
+      "type": "ptp",
+      "ipam": {{
+        "type": "host-local",
+        "ranges": [{{{{range $i, $r := .PodCIDRRanges}}}}{{{{if $i}}}}, {{{{end}}}}[{{"subnet": "{{{{$r}}}}"}}]{{{{end}}}}],
+        "routes": [{routes}],
+        "dataDir": "{ipam}"
+      }}
+    }},
+    {{"type": "portmap", "capabilities": {{"portMappings": true}}}},
+    {{
+      "type": "{HOST_ROUTE_PLUGIN}",
+      "hostNetns": "/proc/{holder}/ns/net",
+      "via": ["{via4}", "{via6}"]
+    }}
+  ]
+}}
+"#,
+            routes = routes.join(", "),
+            ipam = self.dir.join("cni").join("ipam").display(),
+            holder = self.holder_pid,
+            via4 = self.node.mgmt_v4,
+            via6 = self.node.mgmt_v6,
+        )
+    }
+
+    /// The kubelet's configuration file.
+    pub fn kubelet_config(&self) -> String {
+        format!(
+            r#"# Generated by mlb-testbed for {name}.
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# The machines have cgroup v1 (hybrid): allowed explicitly, with the cgroupfs driver
+# (no systemd here) and a cgroup root of this node's own.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: {cgroup_root}
+containerRuntimeEndpoint: unix://{sock}
+# The API server reaches the kubelet at the node's InternalIP (its LAN address, routed to
+# the node's management address on the machine) for logs, exec and port-forward.
+address: 0.0.0.0
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: {{enabled: false}}
+  webhook: {{enabled: true}}
+  x509: {{clientCAFile: {ca}}}
+authorization: {{mode: Webhook}}
+clusterDomain: cluster.local
+# No DNS in the topology: pods get an empty resolv.conf instead of the machine's.
+resolvConf: ""
+podLogsDir: {pod_logs}
+# Fail rather than write a global sysctl (the node's mount namespace shows the values the
+# kubelet wants: see KUBELET_SYSCTLS in e2e/src/node.rs).
+protectKernelDefaults: true
+# Lowering its own oom_score_adj needs CAP_SYS_RESOURCE, which the machine does not give.
+oomScoreAdj: 0
+serializeImagePulls: false
+# Pods are synced (and Secret and ConfigMap volumes refreshed) every 10 s instead of every
+# minute: tests wait for updates.
+syncFrequency: 10s
+# The machine's disk and memory are shared and not the node's: no image garbage
+# collection, and evictions only when nothing is left.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {{memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}}
+failSwapOn: false
+"#,
+            name = self.node.name,
+            cgroup_root = self.cgroup_root(),
+            sock = self.containerd_socket().display(),
+            ca = self.cluster.join("pki").join("ca.crt").display(),
+            pod_logs = self.pod_logs().display(),
+        )
+    }
+
+    /// The kubelet's command line (after the binary).
+    pub fn kubelet_args(&self) -> Vec<String> {
+        let n = &self.node;
+        vec![
+            "kubelet".into(),
+            format!("--config={}", self.dir.join("kubelet.yaml").display()),
+            format!("--kubeconfig={}", self.node_kubeconfig().display()),
+            format!("--root-dir={}", self.kubelet_root().display()),
+            format!("--hostname-override={}", n.name),
+            format!("--node-ip={},{}", n.lan_v4, n.lan_v6),
+        ]
+    }
+
+    /// kube-proxy's configuration: nftables mode, which puts no LoadBalancer IP on any
+    /// interface, so the node never answers ARP/NDP for one by itself (the speaker does).
+    pub fn kube_proxy_config(&self) -> String {
+        format!(
+            r#"# Generated by mlb-testbed for {name}.
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clientConnection:
+  kubeconfig: {kubeconfig}
+hostnameOverride: {name}
+# Traffic from outside these (every node's pod prefix) is masqueraded on its way to an
+# endpoint on another node.
+clusterCIDR: "{pods4},{pods6}"
+detectLocalMode: ClusterCIDR
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: 0.0.0.0:10256
+# nf_conntrack_max is global: 0 leaves it and the conntrack timeouts as they are.
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+  udpTimeout: 0s
+  udpStreamTimeout: 0s
+"#,
+            name = self.node.name,
+            kubeconfig = self
+                .cluster
+                .join("kubeconfig")
+                .join("kube-proxy.kubeconfig")
+                .display(),
+            pods4 = topology::ALL_PODS_V4,
+            pods6 = topology::ALL_PODS_V6,
+        )
+    }
+
+    /// The script run inside the node's network namespace, in a new private mount namespace:
+    /// it makes the mounts, then starts the daemons and waits for them.
+    pub fn run_script(&self) -> String {
+        let d = &self.dir;
+        let mut s = String::from(
+            "# Generated by mlb-testbed: the node's daemons, in its private mount namespace.\n\
+             set -eu\n\
+             # Mount propagation inside the node (the kubelet needs shared mounts); nothing\n\
+             # propagates to the machine, whose mounts were copied as private.\n\
+             mount --make-rshared /\n",
+        );
+        s.push_str(&format!(
+            "# The kubelet's hard-coded /var/log/containers, per node.\n\
+             mount --bind {} /var/log\n",
+            self.logs.join("var-log").display()
+        ));
+        s.push_str("# What the kubelet reads instead of the machine's global sysctls.\n");
+        for (key, _) in KUBELET_SYSCTLS {
+            s.push_str(&format!(
+                "mount --bind {} /proc/sys/{key}\n",
+                d.join("sysctl").join(key.replace('/', ".")).display()
+            ));
+        }
+        let bin = self.bin.display();
+        s.push_str(&format!(
+            "export PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin\n\
+             containerd --config {d}/containerd.toml >>{logs}/containerd.log 2>&1 &\n\
+             echo $! >{d}/containerd.pid\n\
+             i=0\n\
+             until [ -S {sock} ]; do i=$((i + 1)); [ $i -lt 300 ] || {{ echo 'containerd did not start' >&2; exit 1; }}; sleep 0.1; done\n\
+             testcluster {kubelet} >>{logs}/kubelet.log 2>&1 &\n\
+             echo $! >{d}/kubelet.pid\n\
+             testcluster kube-proxy --config={d}/kube-proxy.yaml >>{logs}/kube-proxy.log 2>&1 &\n\
+             echo $! >{d}/kube-proxy.pid\n\
+             wait\n",
+            d = d.display(),
+            logs = self.logs.display(),
+            sock = self.containerd_socket().display(),
+            kubelet = self.kubelet_args().join(" "),
+        ));
+        s
+    }
+
+    /// Every file to write before starting the node, with its content.
+    pub fn files(&self) -> Vec<(PathBuf, String)> {
+        let d = &self.dir;
+        let mut files = vec![
+            (d.join("containerd.toml"), self.containerd_config()),
+            (
+                d.join("certs.d").join("_default").join("hosts.toml"),
+                self.registry_hosts(),
+            ),
+            (d.join("cni").join("template.conflist"), self.cni_template()),
+            (d.join("kubelet.yaml"), self.kubelet_config()),
+            (d.join("kube-proxy.yaml"), self.kube_proxy_config()),
+            (d.join("run.sh"), self.run_script()),
+        ];
+        for (key, value) in KUBELET_SYSCTLS {
+            files.push((
+                d.join("sysctl").join(key.replace('/', ".")),
+                format!("{value}\n"),
+            ));
+        }
+        files
+    }
+
+    /// Directories to create (empty) before starting the node.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        vec![
+            self.dir.join("cni").join("net.d"),
+            self.dir.join("cni").join("ipam"),
+            self.kubelet_root(),
+            self.runc_root(),
+            self.pod_logs(),
+            self.logs.join("var-log"),
+        ]
+    }
+
+    /// The command line that starts the node (its network namespace, a new mount namespace).
+    pub fn start_command(&self) -> Vec<String> {
+        vec![
+            "setsid".into(),
+            "nsenter".into(),
+            format!("--net=/run/netns/{}", self.node.netns),
+            "unshare".into(),
+            "--mount".into(),
+            "--propagation".into(),
+            "private".into(),
+            "--".into(),
+            "sh".into(),
+            self.dir.join("run.sh").display().to_string(),
+        ]
+    }
+
+    /// The PID of a container's main process, from runc's state file.
+    pub fn container_pid(&self, container_id: &str) -> Option<u32> {
+        let state = self
+            .runc_root()
+            .join(CONTAINERD_NAMESPACE)
+            .join(container_id)
+            .join("state.json");
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(state).ok()?).ok()?;
+        json.get("init_process_pid")?.as_u64()?.try_into().ok()
+    }
+}
+
+/// The machine's routes to a node's InternalIPs (its LAN addresses) via its management
+/// address: the API server reaches the kubelets there. Host routes only: the LAN range itself
+/// may be the machine's own uplink.
+pub fn machine_routes_to(node: &Node) -> Vec<Vec<String>> {
+    [
+        (IpAddr::V4(node.lan_v4), IpAddr::V4(node.mgmt_v4)),
+        (IpAddr::V6(node.lan_v6), IpAddr::V6(node.mgmt_v6)),
+    ]
+    .iter()
+    .map(|(dst, via)| {
+        let (family, len) = if dst.is_ipv4() {
+            ("-4", 32)
+        } else {
+            ("-6", 128)
+        };
+        [
+            "ip",
+            family,
+            "route",
+            "replace",
+            &format!("{dst}/{len}"),
+            "via",
+            &via.to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    })
+    .collect()
+}
+
+/// Cgroup directories of the node's cgroup root, one per mounted hierarchy under
+/// `/sys/fs/cgroup` (v1 controllers, the named systemd hierarchy, and the v2 `unified`
+/// one of a hybrid machine).
+pub fn cgroup_dirs(cgroup_fs: &Path, root: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cgroup_fs) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|h| h.join("cgroup.procs").exists() && !h.is_symlink())
+        .map(|h| h.join(root.trim_start_matches('/')))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn layout() -> NodeLayout {
+        NodeLayout {
+            node: Node::new(2),
+            dir: PathBuf::from("/ws/.local/nodes/node-2"),
+            logs: PathBuf::from("/ws/.local/logs/node-2"),
+            bin: PathBuf::from("/ws/.local/bin"),
+            cni_bin: PathBuf::from("/ws/.local/nodes/cni-bin"),
+            cluster: PathBuf::from("/ws/.local/cluster"),
+            holder_pid: 4242,
+        }
+    }
+
+    #[test]
+    fn the_cni_template_routes_only_the_topology_and_chains_the_host_route_plugin() {
+        assert_eq!(
+            layout().cni_template(),
+            r#"{
+  "cniVersion": "1.0.0",
+  "name": "mlb-pods",
+  "plugins": [
+    {
+      "type": "ptp",
+      "ipam": {
+        "type": "host-local",
+        "ranges": [{{range $i, $r := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$r}}"}]{{end}}],
+        "routes": [{"dst": "192.0.2.0/24"}, {"dst": "198.51.100.0/24"}, {"dst": "203.0.113.0/24"}, {"dst": "198.18.0.0/16"}, {"dst": "2001:db8::/32"}],
+        "dataDir": "/ws/.local/nodes/node-2/cni/ipam"
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {
+      "type": "mlb-host-route",
+      "hostNetns": "/proc/4242/ns/net",
+      "via": ["203.0.113.12", "2001:db8:0:100::12"]
+    }
+  ]
+}
+"#
+        );
+    }
+
+    #[test]
+    fn every_registry_maps_to_the_local_one_on_the_management_network() {
+        assert_eq!(
+            layout().registry_hosts(),
+            "# Generated by mlb-testbed: every registry name maps to the local registry.\n\
+             server = \"http://203.0.113.1:5000\"\n\
+             [host.\"http://203.0.113.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        );
+    }
+
+    #[test]
+    fn the_run_script_mounts_then_starts_containerd_kubelet_and_kube_proxy() {
+        assert_eq!(
+            layout().run_script(),
+            "# Generated by mlb-testbed: the node's daemons, in its private mount namespace.
+set -eu
+# Mount propagation inside the node (the kubelet needs shared mounts); nothing
+# propagates to the machine, whose mounts were copied as private.
+mount --make-rshared /
+# The kubelet's hard-coded /var/log/containers, per node.
+mount --bind /ws/.local/logs/node-2/var-log /var/log
+# What the kubelet reads instead of the machine's global sysctls.
+mount --bind /ws/.local/nodes/node-2/sysctl/vm.overcommit_memory /proc/sys/vm/overcommit_memory
+mount --bind /ws/.local/nodes/node-2/sysctl/vm.panic_on_oom /proc/sys/vm/panic_on_oom
+mount --bind /ws/.local/nodes/node-2/sysctl/kernel.panic /proc/sys/kernel/panic
+mount --bind /ws/.local/nodes/node-2/sysctl/kernel.panic_on_oops /proc/sys/kernel/panic_on_oops
+mount --bind /ws/.local/nodes/node-2/sysctl/kernel.keys.root_maxkeys /proc/sys/kernel/keys/root_maxkeys
+mount --bind /ws/.local/nodes/node-2/sysctl/kernel.keys.root_maxbytes /proc/sys/kernel/keys/root_maxbytes
+export PATH=/ws/.local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+containerd --config /ws/.local/nodes/node-2/containerd.toml >>/ws/.local/logs/node-2/containerd.log 2>&1 &
+echo $! >/ws/.local/nodes/node-2/containerd.pid
+i=0
+until [ -S /ws/.local/nodes/node-2/containerd.sock ]; do i=$((i + 1)); [ $i -lt 300 ] || { echo 'containerd did not start' >&2; exit 1; }; sleep 0.1; done
+testcluster kubelet --config=/ws/.local/nodes/node-2/kubelet.yaml --kubeconfig=/ws/.local/cluster/kubeconfig/nodes/node-2.kubeconfig --root-dir=/ws/.local/nodes/node-2/kubelet --hostname-override=node-2 --node-ip=192.0.2.12,2001:db8:0:1::12 >>/ws/.local/logs/node-2/kubelet.log 2>&1 &
+echo $! >/ws/.local/nodes/node-2/kubelet.pid
+testcluster kube-proxy --config=/ws/.local/nodes/node-2/kube-proxy.yaml >>/ws/.local/logs/node-2/kube-proxy.log 2>&1 &
+echo $! >/ws/.local/nodes/node-2/kube-proxy.pid
+wait
+"
+        );
+    }
+
+    #[test]
+    fn the_sysctl_files_hold_the_values_the_kubelet_wants() {
+        let files = layout().files();
+        let sysctls: Vec<(String, String)> = files
+            .iter()
+            .filter(|(p, _)| p.parent().is_some_and(|d| d.ends_with("sysctl")))
+            .map(|(p, c)| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    c.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sysctls,
+            [
+                ("vm.overcommit_memory", "1\n"),
+                ("vm.panic_on_oom", "0\n"),
+                ("kernel.panic", "10\n"),
+                ("kernel.panic_on_oops", "1\n"),
+                ("kernel.keys.root_maxkeys", "1000000\n"),
+                ("kernel.keys.root_maxbytes", "25000000\n"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
+    fn the_kubelet_keeps_its_hands_off_the_machine() {
+        let config = layout().kubelet_config();
+        for line in [
+            "failCgroupV1: false",
+            "cgroupDriver: cgroupfs",
+            "cgroupRoot: /mlb-node-2",
+            "containerRuntimeEndpoint: unix:///ws/.local/nodes/node-2/containerd.sock",
+            "protectKernelDefaults: true",
+            "podLogsDir: /ws/.local/logs/node-2/pods",
+            "resolvConf: \"\"",
+        ] {
+            assert!(config.lines().any(|l| l == line), "{line} in\n{config}");
+        }
+    }
+
+    #[test]
+    fn kube_proxy_runs_nftables_and_leaves_the_global_conntrack_settings() {
+        let config = layout().kube_proxy_config();
+        for line in [
+            "mode: nftables",
+            "hostnameOverride: node-2",
+            "  kubeconfig: /ws/.local/cluster/kubeconfig/kube-proxy.kubeconfig",
+            "clusterCIDR: \"203.0.113.64/26,2001:db8:0:200::/56\"",
+            "  maxPerCore: 0",
+            "  tcpEstablishedTimeout: 0s",
+        ] {
+            assert!(config.lines().any(|l| l == line), "{line} in\n{config}");
+        }
+    }
+
+    #[test]
+    fn the_machine_routes_the_node_addresses_to_its_management_address() {
+        let routes: Vec<String> = machine_routes_to(&Node::new(3))
+            .iter()
+            .map(|r| r.join(" "))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "ip -4 route replace 192.0.2.13/32 via 203.0.113.13",
+                "ip -6 route replace 2001:db8:0:1::13/128 via 2001:db8:0:100::13",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_node_starts_in_its_network_namespace_and_a_new_mount_namespace() {
+        assert_eq!(
+            layout().start_command().join(" "),
+            "setsid nsenter --net=/run/netns/mlb-node-2 unshare --mount --propagation private -- sh /ws/.local/nodes/node-2/run.sh"
+        );
+    }
+}

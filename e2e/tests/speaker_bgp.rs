@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, ResourceExt};
 use metallb_e2e::harness::{Cluster, netns_exec, pod_ready, wait_for};
@@ -575,14 +575,18 @@ async fn speaker_logged(cluster: &Cluster, node: &str, needles: &[&str]) {
         || async {
             let pods = speakers(cluster).await?;
             let pod = pods.get(node).ok_or("no speaker pod")?;
-            let path = cluster
-                .paths()
-                .container_log(NS, &pod.name_any(), "speaker");
-            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            let params = LogParams {
+                container: Some("speaker".to_owned()),
+                ..LogParams::default()
+            };
+            let text = Api::<Pod>::namespaced(cluster.client(), NS)
+                .logs(&pod.name_any(), &params)
+                .await
+                .map_err(|e| e.to_string())?;
             if text.lines().any(|l| needles.iter().all(|n| l.contains(n))) {
                 Ok(())
             } else {
-                Err(format!("not in {}", path.display()))
+                Err(format!("not in the log of {}", pod.name_any()))
             }
         },
     )

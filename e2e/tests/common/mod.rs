@@ -9,6 +9,7 @@ use kube::Api;
 use metallb_api::v1beta1::MetalLB;
 use metallb_e2e::harness::{Cluster, wait_for};
 
+pub mod bgp;
 pub mod l2;
 
 /// Where hack/local-up.sh installs the operator and its `MetalLB` resource.

@@ -16,7 +16,8 @@
 # python3, coreutils and sed, users frr and frrvty.
 #
 # Content: the files of the .deb packages below (`dpkg-deb -x`, no maintainer scripts), minus
-# documentation and glibc's character set converters, plus /etc/passwd, /etc/group, /tmp and the python3 link; one layer written by
+# documentation, glibc's character set converters and the PAM modules but pam_permit, plus
+# /etc/passwd, /etc/group, /tmp, /var/tmp and the python3 link; one layer written by
 # hack/images/oci.py (sorted, owners 0:0, every time 0), so the same package versions give the
 # same digest on any machine. The .deb files are kept in .local/frr-image/debs; the image is
 # rebuilt only when a package version or this script or oci.py changes.
@@ -43,7 +44,7 @@ packages=(
 	frr frr-pythontools
 	bash coreutils sed
 	python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
-	libc6 libgcc-s1 libcrypt1 libtinfo6 libreadline8 libpam0g libaudit1 libcap-ng0 libcap2
+	libc6 libgcc-s1 libcrypt1 libtinfo6 libreadline8 libpam0g libpam-modules libaudit1 libcap-ng0 libcap2
 	libjson-c5 libyang2 libpcre2-8-0 libc-ares2
 	libacl1 libattr1 libgmp10 libselinux1
 	libexpat1 zlib1g libbz2-1.0 liblzma5 libssl3 libffi8
@@ -109,9 +110,17 @@ build() {
 	rm -rf "$rootfs"/usr/share/{doc,man,info,locale,lintian,bash-completion} "$rootfs"/lib/systemd \
 		"$rootfs"/etc/init.d "$rootfs"/etc/logrotate.d "$rootfs"/etc/rsyslog.d \
 		"$rootfs"/usr/lib/"$multiarch"/gconv
+	# Debian builds vtysh with PAM, and its /etc/pam.d/frr lets everyone in with pam_permit (the
+	# vty sockets' group decides): of the PAM modules, that one is needed. Without it vtysh exits
+	# silently with status 0, having done nothing.
+	find "$rootfs/lib/$multiarch/security" -name 'pam_*.so' ! -name pam_permit.so -delete
+	rm -rf "$rootfs/etc/security" "$rootfs/usr/lib/$multiarch/security"
+	# Debian's file has no account rule, which vtysh also checks (and complains about).
+	printf '%s\n' '# Any user may run vtysh; the vty sockets'"'"' group decides who can use it (Debian'"'"'s rule).' \
+		'auth	sufficient	pam_permit.so' 'account	sufficient	pam_permit.so' >"$rootfs/etc/pam.d/frr"
 	# What the packages' maintainer scripts or other packages would make.
 	ln -s python3.11 "$rootfs/usr/bin/python3"
-	mkdir -p -m 1777 "$rootfs/tmp"
+	mkdir -p -m 1777 "$rootfs/tmp" "$rootfs/var/tmp"
 	mkdir -p "$rootfs/var/run/frr" "$rootfs/var/log/frr" "$rootfs/root"
 	printf '%s\n' 'root:x:0:0:root:/root:/bin/bash' 'frr:x:100:101:FRR:/nonexistent:/usr/sbin/nologin' \
 		'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' >"$rootfs/etc/passwd"

@@ -12,7 +12,7 @@
 #
 # A tool is up to date when it is newer than hack/olm/go.mod, go.sum, this script and, for
 # bundle-validate, its sources. One line per tool: built or up to date, and the time it took.
-# Cold, on 2 cores, about 6 minutes (olm is the largest); docs/olm.md has the figures.
+# Cold, on 2 cores, about 6 minutes (olm is the largest).
 #
 # The module is never part of the Rust build nor of a go.work (GOWORK=off). Why a module of
 # its own, apart from hack/tools: the operator-framework modules are served by the module proxy

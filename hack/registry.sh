@@ -78,7 +78,15 @@ http:
   draintimeout: 2s
 EOF
 	# setsid: the registry outlives this script and the terminal; stop ends it by its pid.
-	setsid "$bin" serve "$dir/config.yml" >>"$log" 2>&1 </dev/null &
+	# Only 0-2 are passed on: a descriptor the caller holds (a `flock` lock around a test run)
+	# would otherwise stay open, and the lock held, for as long as the registry runs.
+	(
+		for fd in /proc/self/fd/*; do
+			fd="${fd##*/}"
+			((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+		done
+		exec setsid "$bin" serve "$dir/config.yml" >>"$log" 2>&1 </dev/null
+	) &
 	pid=$!
 	echo "$pid" >"$pidfile"
 	for i in $(seq 100); do

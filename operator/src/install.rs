@@ -188,8 +188,13 @@ pub fn deployment_spec(images: &InstallImages) -> Value {
         // for a while, and the old one would keep applying its release's templates while the new
         // one upgrades the components: the controller's Deployment flipping between versions.
         // The operator holds no Lease; one replica, replaced with a gap, is simplest (nothing
-        // breaks while no operator runs: the components keep running).
-        "strategy": { "type": "Recreate" },
+        // breaks while no operator runs: the components keep running). A rolling update that
+        // may not surge does that (the old pod is stopped, then the new one created) and, unlike
+        // `Recreate`, applies over a release whose Deployment has the default strategy:
+        // `Recreate` next to the `rollingUpdate` the API server defaulted there is refused
+        // ("may not be specified when strategy type is 'Recreate'"), with kubectl apply
+        // client- or server-side alike, and the upgrade from v0.1.0 failed so.
+        "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 0, "maxUnavailable": 1 } },
         "selector": { "matchLabels": { "app.kubernetes.io/name": OPERATOR_NAME } },
         "template": {
             "metadata": { "labels": labels() },
@@ -622,7 +627,10 @@ mod tests {
             &csv["spec"]["install"]["spec"]["deployments"][0]["spec"],
             &files["deployment.yaml"][0]["spec"],
         ] {
-            assert_eq!(spec["strategy"], json!({ "type": "Recreate" }));
+            assert_eq!(
+                spec["strategy"],
+                json!({ "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 0, "maxUnavailable": 1 } })
+            );
             assert_eq!(spec["replicas"], 1);
         }
     }

@@ -112,7 +112,7 @@ async fn a_password_from_a_secret_establishes_and_a_wrong_one_does_not() {
     .await;
     let ns = cluster.namespace("bgp-password").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo("web", 2, V4, "", None))
+        .apply_yaml(Some(ns.name()), &echo("web", 2, V4, "", "", None))
         .await
         .unwrap();
     let ip = ips(&cluster, ns.name(), "web", 1).await[0];
@@ -189,7 +189,7 @@ async fn ebgp_multihop_reaches_a_router_two_hops_away() {
     .await;
     let ns = cluster.namespace("bgp-multihop").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo("web", 2, V4, "", None))
+        .apply_yaml(Some(ns.name()), &echo("web", 2, V4, "", "", None))
         .await
         .unwrap();
     let ip = ips(&cluster, ns.name(), "web", 1).await[0];
@@ -227,7 +227,7 @@ async fn a_node_that_loses_its_link_loses_its_next_hop_after_the_hold_time() {
     configure(&cluster, &(peers + &advertisement("all", ""))).await;
     let ns = cluster.namespace("bgp-link").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", None))
+        .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", "", None))
         .await
         .unwrap();
     let ip = ips(&cluster, ns.name(), "web", 1).await[0];
@@ -261,7 +261,7 @@ async fn a_speaker_restart_with_graceful_restart_keeps_the_route() {
     configure(&cluster, &(peers + &advertisement("all", ""))).await;
     let ns = cluster.namespace("bgp-restart").await.unwrap();
     cluster
-        .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", None))
+        .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", "", None))
         .await
         .unwrap();
     let ip = ips(&cluster, ns.name(), "web", 1).await[0];

@@ -39,7 +39,7 @@ import subprocess
 import threading
 import time
 
-from kube import KUBECONFIG, OPERATOR_NS as NS, ROOT, get_json, kubectl, pid_of, scale_operator, wait
+from kube import echo_deployment, get_json, KUBECONFIG, kubectl, OPERATOR_NS as NS, pid_of, ROOT, scale_operator, wait
 
 APP_NS = "bench-bgp"
 NODES = ["node-1", "node-2", "node-3"]
@@ -93,23 +93,7 @@ spec: {{myASN: 64512, peerASN: 64500, peerAddress: "2001:db8:0:1::1"}}
 """)
     kubectl("create", "namespace", APP_NS, check=False)
     apply(f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: bench, namespace: {APP_NS}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: bench}}}}
-  template:
-    metadata: {{labels: {{app: bench}}}}
-    spec:
-      topologySpreadConstraints:
-        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: bench}}}}}}
-      containers:
-        - name: echo
-          image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
-          readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
-""")
+{echo_deployment("bench", APP_NS)}""")
 
 
 def service(name, family, pool):

@@ -34,6 +34,8 @@ pub const SETTLE: Duration = Duration::from_secs(60);
 /// The speakers' metrics port (`--port` of the operator's DaemonSet).
 pub const METRICS_PORT: u16 = 9120;
 
+pub use super::workload::{DUAL, V4, V6, echo, ips};
+
 // ---------------------------------------------------------------------------------------------
 // Undoing what a test changed outside Kubernetes
 
@@ -418,81 +420,6 @@ pub fn advertisement(name: &str, spec: &str) -> String {
     )
 }
 
-/// A Deployment of the echo server and a LoadBalancer Service in front of it.
-pub fn echo(
-    name: &str,
-    replicas: u32,
-    families: &str,
-    extra_spec: &str,
-    node: Option<&str>,
-) -> String {
-    let node_selector = node
-        .map(|n| format!("nodeSelector: {{kubernetes.io/hostname: {n}}}"))
-        .unwrap_or_default();
-    format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      {node_selector}
-      containers:
-        - name: echo
-          image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
-          env:
-            - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
-            - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
-          readinessProbe:
-            httpGet: {{path: /healthz, port: http}}
-            periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-  type: LoadBalancer
-  {families}
-  {extra_spec}
-  selector: {{app: {name}}}
-  ports: [{{name: http, port: 80, targetPort: http}}]
-"#
-    )
-}
-
-pub const V4: &str = "ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv4]";
-pub const V6: &str = "ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]";
-pub const DUAL: &str = "ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]";
-
-/// The Service's ingress IPs, once the controller assigned them.
-pub async fn ips(cluster: &Cluster, ns: &str, name: &str, count: usize) -> Vec<IpAddr> {
-    let api: Api<Service> = Api::namespaced(cluster.client(), ns);
-    wait_for(&format!("{count} IPs on {ns}/{name}"), SETTLE, || async {
-        let svc = api.get(name).await.map_err(|e| e.to_string())?;
-        let ips: Vec<IpAddr> = svc
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|lb| lb.ingress)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|i| i.ip.as_deref()?.parse().ok())
-            .collect();
-        if ips.len() == count {
-            Ok(ips)
-        } else {
-            Err(format!("{ips:?}"))
-        }
-    })
-    .await
-    .unwrap()
-}
-
 /// The host route of `ip`, as the router shows it.
 pub fn host_route(ip: IpAddr) -> String {
     match ip {
@@ -796,9 +723,9 @@ pub mod scenarios {
         configure(&cluster, &(router_peers() + &advertisement("all", ""))).await;
         let ns = cluster.namespace("bgp-families").await.unwrap();
         let yaml = [
-            echo("v4", 2, V4, "", None),
-            echo("v6", 2, V6, "", None),
-            echo("dual", 2, DUAL, "", None),
+            echo("v4", 2, V4, "", "", None),
+            echo("v6", 2, V6, "", "", None),
+            echo("dual", 2, DUAL, "", "", None),
         ]
         .join("\n---\n");
         cluster.apply_yaml(Some(ns.name()), &yaml).await.unwrap();
@@ -836,7 +763,7 @@ pub mod scenarios {
         configure(&cluster, &(peers + &advertisement("all", ""))).await;
         let ns = cluster.namespace("bgp-dual-session").await.unwrap();
         cluster
-            .apply_yaml(Some(ns.name()), &echo("dual", 2, DUAL, "", None))
+            .apply_yaml(Some(ns.name()), &echo("dual", 2, DUAL, "", "", None))
             .await
             .unwrap();
         for ip in ips(&cluster, ns.name(), "dual", 2).await {
@@ -859,7 +786,7 @@ pub mod scenarios {
         cluster
             .apply_yaml(
                 Some(ns.name()),
-                &echo("web", 1, DUAL, local, Some("node-2")),
+                &echo("web", 1, DUAL, local, "", Some("node-2")),
             )
             .await
             .unwrap();
@@ -886,7 +813,7 @@ pub mod scenarios {
         cluster
             .apply_yaml(
                 Some(ns.name()),
-                &echo("web", 1, DUAL, local, Some("node-3")),
+                &echo("web", 1, DUAL, local, "", Some("node-3")),
             )
             .await
             .unwrap();
@@ -925,10 +852,14 @@ spec:
         configure(&cluster, &config).await;
         let ns = cluster.namespace("bgp-attributes").await.unwrap();
         let yaml = [
-            echo("tagged", 2, DUAL, "", None),
-            echo("aggregated", 2, DUAL, "", None).replace(
-                "metadata: {name: aggregated}\nspec:\n  type",
-                "metadata: {name: aggregated, annotations: {metallb.io/address-pool: agg}}\nspec:\n  type",
+            echo("tagged", 2, DUAL, "", "", None),
+            echo(
+                "aggregated",
+                2,
+                DUAL,
+                "",
+                "metallb.io/address-pool: agg",
+                None,
             ),
         ]
         .join("\n---\n");
@@ -988,7 +919,7 @@ spec:
         .await;
         let ns = cluster.namespace("bgp-localpref").await.unwrap();
         cluster
-            .apply_yaml(Some(ns.name()), &echo("web", 2, V4, "", None))
+            .apply_yaml(Some(ns.name()), &echo("web", 2, V4, "", "", None))
             .await
             .unwrap();
         let ip = ips(&cluster, ns.name(), "web", 1).await[0];
@@ -1016,7 +947,7 @@ spec:
         configure(&cluster, &(peers + &advertisement("all", ""))).await;
         let ns = cluster.namespace("bgp-selector").await.unwrap();
         cluster
-            .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", None))
+            .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", "", None))
             .await
             .unwrap();
         let ip = ips(&cluster, ns.name(), "web", 1).await[0];
@@ -1054,7 +985,7 @@ spec:
         configure(&cluster, &(router_peers() + &advertisement("all", ""))).await;
         let ns = cluster.namespace("bgp-withdraw").await.unwrap();
         cluster
-            .apply_yaml(Some(ns.name()), &echo("web", 2, DUAL, "", None))
+            .apply_yaml(Some(ns.name()), &echo("web", 2, DUAL, "", "", None))
             .await
             .unwrap();
         let ips = ips(&cluster, ns.name(), "web", 2).await;
@@ -1101,7 +1032,7 @@ spec:
         configure(&cluster, &(router_peers() + &advertisement("all", ""))).await;
         let ns = cluster.namespace("bgp-change").await.unwrap();
         cluster
-            .apply_yaml(Some(ns.name()), &echo("web", 2, DUAL, "", None))
+            .apply_yaml(Some(ns.name()), &echo("web", 2, DUAL, "", "", None))
             .await
             .unwrap();
         let prefixes: Vec<String> = ips(&cluster, ns.name(), "web", 2)
@@ -1169,7 +1100,7 @@ spec:
         .await;
         let ns = cluster.namespace("bgp-bfd").await.unwrap();
         cluster
-            .apply_yaml(Some(ns.name()), &echo("web", 2, DUAL, "", None))
+            .apply_yaml(Some(ns.name()), &echo("web", 2, DUAL, "", "", None))
             .await
             .unwrap();
         sessions_from(&NODES).await;
@@ -1195,7 +1126,7 @@ spec:
         .await;
         let ns = cluster.namespace("bgp-bfd-link").await.unwrap();
         cluster
-            .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", None))
+            .apply_yaml(Some(ns.name()), &echo("web", 3, V4, "", "", None))
             .await
             .unwrap();
         let ip = ips(&cluster, ns.name(), "web", 1).await[0];

@@ -11,6 +11,7 @@ use metallb_e2e::harness::{Cluster, wait_for};
 
 pub mod bgp;
 pub mod l2;
+pub mod workload;
 
 /// Where hack/local-up.sh installs the operator and its `MetalLB` resource.
 pub const OPERATOR_NS: &str = "metallb-system";

@@ -12,8 +12,10 @@
 #   hack/bench.sh bgp            on the local cluster (the operator's MetalLB, native BGP): time from
 #                                a Service's IP in its status to its route in the router (TRIALS=40
 #                                Services), COUNT=1000 Services advertised at once, the speakers'
-#                                RSS with 2 sessions and COUNT prefixes (debug in the cluster, then
-#                                a release build in node-1's place)
+#                                RSS with 2 sessions and COUNT prefixes (in the cluster, then
+#                                a release build in node-1's place); per backend (BACKENDS="native
+#                                frr"): the time to route, the speaker pods' memory, a node's link
+#                                cut -> next hop gone with BFD and without (LINK_TRIALS=6)
 #   hack/bench.sh upgrade        on the local cluster: the previous release (hack/previous-release)
 #                                upgraded to this one (VIA=olm, on a cluster brought up with
 #                                MLB_INSTALL=olm, or VIA=kustomize), TRIALS=3, under the L2 probe:

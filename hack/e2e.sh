@@ -9,6 +9,8 @@
 # link or cgroup, no mount below .local, no testbed, control-plane, node (containerd, shim,
 # kubelet, kube-proxy), container, OLM or FRR process.
 #   E2E_CYCLES="kustomize olm" (default: both, in that order)
+#   E2E_SUITES="speaker_bgp speaker_frr" (default: every suite): only these suites; a cycle with
+#   none of them is skipped
 # Extra arguments go to the test binaries (e.g. a test name filter).
 set -euo pipefail
 
@@ -37,24 +39,35 @@ for cycle in "${cycles[@]}"; do
 	kustomize)
 		for file in "$root"/e2e/tests/*.rs; do
 			name="$(basename "$file" .rs)"
-			[[ "$name" == olm ]] || suites+=(--test "$name")
+			[[ "$name" == olm ]] || suites+=("$name")
 		done
-		"$root/hack/local-up.sh"
 		;;
-	olm)
-		suites=(--test olm)
-		# The upgrade tests start from the previous release: the nodes pull its images from the
-		# local registry, so they are built (once; reused while that release's commit is the same).
-		"$root/hack/previous-release.sh" build
-		MLB_INSTALL=olm "$root/hack/local-up.sh"
-		;;
+	olm) suites=(olm) ;;
 	*)
 		echo "e2e: unknown cycle $cycle (kustomize, olm)" >&2
 		exit 2
 		;;
 	esac
+	args=()
+	for name in "${suites[@]}"; do
+		if [[ -z "${E2E_SUITES:-}" || " $E2E_SUITES " == *" $name "* ]]; then
+			args+=(--test "$name")
+		fi
+	done
+	if ((${#args[@]} == 0)); then
+		echo "e2e: cycle $cycle skipped: none of its suites is in E2E_SUITES=$E2E_SUITES"
+		continue
+	fi
+	if [[ "$cycle" == olm ]]; then
+		# The upgrade tests start from the previous release: the nodes pull its images from the
+		# local registry, so they are built (once; reused while that release's commit is the same).
+		"$root/hack/previous-release.sh" build
+		MLB_INSTALL=olm "$root/hack/local-up.sh"
+	else
+		"$root/hack/local-up.sh"
+	fi
 	down_done=0
-	cargo test --quiet --no-fail-fast -p metallb-e2e "${suites[@]}" -- --ignored --test-threads=1 "$@" || status=$?
+	cargo test --quiet --no-fail-fast -p metallb-e2e "${args[@]}" -- --ignored --test-threads=1 "$@" || status=$?
 	teardown
 	echo "e2e: cycle $cycle finished in $(($(date +%s) - cycle_start))s (exit so far $status)"
 done

@@ -17,6 +17,8 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 # default 127.0.0.1:5000), forwarded to them from the management address.
 "$root/hack/registry.sh" start
 "$root/hack/test-images.sh"
+# The FRR sidecars' image (bgpBackend: frr), from Debian's packages; rebuilt only when they change.
+"$root/hack/frr-image.sh"
 if [[ -x "$root/hack/images.sh" ]]; then
 	"$root/hack/images.sh"
 fi

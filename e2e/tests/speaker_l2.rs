@@ -6,7 +6,7 @@
 //! Every test starts by replacing the IPAddressPools and L2Advertisements of `metallb-system`
 //! with its own (pool `l2`: 192.0.2.240-250 and 2001:db8:0:1::240-250).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ use kube::{Api, ResourceExt};
 use metallb_e2e::harness::{Cluster, OperatorPause, netns_exec, pod_ready, wait_for};
 
 mod common;
+
+use common::l2::answering_nodes;
+use common::workload::{DUAL, V4, V6, echo, ips};
 
 const NS: &str = common::OPERATOR_NS;
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
@@ -98,140 +101,6 @@ spec:
 }
 
 const ANNOUNCE_ALL: &str = "---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all, namespace: metallb-system}\n";
-
-/// A Deployment of the echo server and a LoadBalancer Service in front of it.
-fn echo(
-    name: &str,
-    replicas: u32,
-    families: &str,
-    extra_spec: &str,
-    annotations: &str,
-    node: Option<&str>,
-) -> String {
-    let node_selector = node
-        .map(|n| format!("nodeSelector: {{kubernetes.io/hostname: {n}}}"))
-        .unwrap_or_default();
-    format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      {node_selector}
-      containers:
-        - name: echo
-          image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
-          env:
-            - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
-            - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
-          readinessProbe:
-            httpGet: {{path: /healthz, port: http}}
-            periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  annotations: {{{annotations}}}
-spec:
-  type: LoadBalancer
-  {families}
-  {extra_spec}
-  selector: {{app: {name}}}
-  ports: [{{name: http, port: 80, targetPort: http}}]
-"#
-    )
-}
-
-const V4: &str = "ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv4]";
-const V6: &str = "ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]";
-const DUAL: &str = "ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]";
-
-/// The Service's ingress IPs, once the controller assigned them.
-async fn ips(cluster: &Cluster, ns: &str, name: &str, count: usize) -> Vec<IpAddr> {
-    let api: Api<Service> = Api::namespaced(cluster.client(), ns);
-    wait_for(&format!("{count} IPs on {ns}/{name}"), SETTLE, || async {
-        let svc = api.get(name).await.map_err(|e| e.to_string())?;
-        let ips: Vec<IpAddr> = svc
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|lb| lb.ingress)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|i| i.ip.as_deref()?.parse().ok())
-            .collect();
-        if ips.len() == count {
-            Ok(ips)
-        } else {
-            Err(format!("{ips:?}"))
-        }
-    })
-    .await
-    .unwrap()
-}
-
-/// Each node's LAN MAC address → node name.
-fn node_macs() -> BTreeMap<String, String> {
-    NODES
-        .iter()
-        .map(|node| {
-            // `ip -n` looks into the namespace without `ip netns exec`'s mount namespace.
-            let netns = metallb_e2e::topology::netns_of(node).expect("a node namespace");
-            let out = std::process::Command::new("ip")
-                .args(["-n", &netns, "-j", "link", "show", "eth0"])
-                .output()
-                .expect("ip runs");
-            assert!(
-                out.status.success(),
-                "ip -n {netns} link show eth0: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let links: serde_json::Value =
-                serde_json::from_slice(&out.stdout).expect("ip -j output");
-            let mac = links[0]["address"].as_str().expect("a MAC").to_lowercase();
-            (mac, node.to_string())
-        })
-        .collect()
-}
-
-/// The nodes answering ARP (IPv4) or NDP (IPv6) for `ip` on the LAN, asked from the client.
-fn answering_nodes(ip: IpAddr) -> BTreeSet<String> {
-    let macs = node_macs();
-    let text = ip.to_string();
-    let out = match ip {
-        IpAddr::V4(_) => netns_exec(
-            "client",
-            &["arping", "-b", "-c", "3", "-w", "3", "-I", "eth0", &text],
-        ),
-        IpAddr::V6(_) => netns_exec(
-            "client",
-            &["ndisc6", "-m", "-n", "-r", "3", "-w", "700", &text, "eth0"],
-        ),
-    }
-    .expect("probe runs");
-    let mut nodes = BTreeSet::new();
-    for line in out.stdout.lines() {
-        let mac = match ip {
-            IpAddr::V4(_) => line
-                .strip_prefix("Unicast reply from ")
-                .and_then(|rest| rest.split('[').nth(1))
-                .and_then(|rest| rest.split(']').next()),
-            IpAddr::V6(_) => line.trim().strip_prefix("Target link-layer address: "),
-        };
-        if let Some(mac) = mac {
-            let mac = mac.trim().to_lowercase();
-            nodes.insert(macs.get(&mac).cloned().unwrap_or(format!("unknown {mac}")));
-        }
-    }
-    nodes
-}
 
 /// Waits until exactly one node answers for `ip`; returns it.
 async fn owner(ip: IpAddr) -> String {

@@ -20,6 +20,14 @@ Measures:
     in-cluster ones (the workspace's debug build), then, when target/release/metallb-speaker
     exists, a release build run in node-1's namespace in place of node-1's pod (the operator
     paused and the DaemonSet kept off node-1 for that time), after it advertised everything.
+  - per backend (BACKENDS, default "native frr": the MetalLB resource's bgpBackend is switched,
+    and put back to native at the end): the time to route above (TRIALS Services), the speaker
+    pods' memory (the summed RSS of every process of the pod: the speaker, and in FRR mode
+    zebra, bgpd, bfdd, the reloader's shell) with TRIALS prefixes, and link cuts (LINK_TRIALS,
+    default 6, over the three nodes in turn): a node's LAN port on the LAN bridge goes down, time
+    until the router no longer routes through it, with a BFDProfile of 300 ms x 3 (hold time 90
+    s, BFD on the router's peer group) and without BFD (hold time 3 s, the smallest FRR takes).
+    The 1,000 Services and the release speaker's RSS are measured in the native phase only.
 
 Only addresses of the test topology (docs/topology.md); every loop is bounded; the operator is
 scaled back and the test objects removed even when a step fails.
@@ -31,7 +39,7 @@ import subprocess
 import threading
 import time
 
-from kube import KUBECONFIG, OPERATOR_NS as NS, ROOT, get_json, kubectl, pid_of, scale_operator, wait
+from kube import echo_deployment, get_json, KUBECONFIG, kubectl, OPERATOR_NS as NS, pid_of, ROOT, scale_operator, wait
 
 APP_NS = "bench-bgp"
 NODES = ["node-1", "node-2", "node-3"]
@@ -85,23 +93,7 @@ spec: {{myASN: 64512, peerASN: 64500, peerAddress: "2001:db8:0:1::1"}}
 """)
     kubectl("create", "namespace", APP_NS, check=False)
     apply(f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: bench, namespace: {APP_NS}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: bench}}}}
-  template:
-    metadata: {{labels: {{app: bench}}}}
-    spec:
-      topologySpreadConstraints:
-        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: bench}}}}}}
-      containers:
-        - name: echo
-          image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
-          readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
-""")
+{echo_deployment("bench", APP_NS)}""")
 
 
 def service(name, family, pool):
@@ -343,32 +335,180 @@ def rss_release(count):
          lambda: any(p["spec"].get("nodeName") == "node-1" for p in speakers()), every=1)
 
 
+CONTAINERS = {"native": ["speaker"], "frr": ["speaker", "frr", "reloader"]}
+
+
+def set_backend(backend):
+    """The MetalLB resource on `backend` (native: the field unset, as the sample has it), and a
+    ready speaker pod of that backend on every node."""
+    value = None if backend == "native" else backend
+    kubectl("-n", NS, "patch", "metallb", "metallb", "--type", "merge", "-p",
+            json.dumps({"spec": {"bgpBackend": value}}))
+
+    def rolled_out():
+        pods = (get_json("-n", NS, "pods", "-l", "app=metallb,component=speaker") or {}).get("items", [])
+        good = [p for p in pods if not p["metadata"].get("deletionTimestamp")
+                and [c["name"] for c in p["spec"]["containers"]] == CONTAINERS[backend]
+                and all(c.get("ready") for c in p.get("status", {}).get("containerStatuses", []))
+                and len(p.get("status", {}).get("containerStatuses", [])) == len(CONTAINERS[backend])]
+        return len(pods) == 3 and len(good) == 3
+
+    t0 = time.time()
+    wait(f"a ready {backend} speaker on every node", 300, rolled_out, every=1)
+    print(f"backend {backend}: speakers ready {time.time() - t0:.1f} s after the switch", flush=True)
+
+
+def pod_rss(pod):
+    """KiB of RSS of every process in the pod's cgroup (cgroup v1 memory hierarchy), by
+    container name where the process is a container's main process, else under "other"."""
+    pid = pid_of(pod)
+    path = None
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, cg = line.rstrip("\n").split(":", 2)
+            if "memory" in controllers.split(",") or controllers == "":
+                path = cg
+                if controllers:
+                    break
+    base = "/sys/fs/cgroup/memory" if os.path.isdir("/sys/fs/cgroup/memory") else "/sys/fs/cgroup"
+    pod_dir = os.path.join(base, os.path.dirname(path).lstrip("/"))
+    total = 0
+    for dirpath, _, files in os.walk(pod_dir):
+        if "cgroup.procs" not in files:
+            continue
+        with open(os.path.join(dirpath, "cgroup.procs")) as f:
+            for line in f:
+                try:
+                    total += rss(int(line))["VmRSS"]
+                except (OSError, KeyError, ValueError):
+                    pass
+    return total
+
+
+def memory(backend, prefixes):
+    for p in speakers():
+        node = p["spec"]["nodeName"]
+        speaker = rss(pid_of(p))["VmRSS"]
+        print(f"  {backend}: speaker pod on {node} ({prefixes} prefixes, 2 sessions): {pod_rss(p)} KiB RSS in all, "
+              f"the speaker process {speaker} KiB", flush=True)
+
+
+def vtysh(*commands):
+    run_dir = RUN_DIR
+    state = os.path.join(ROOT, ".local/testbed/state.json")
+    if os.path.exists(state):
+        run_dir = json.load(open(state)).get("frr_run_dir") or run_dir
+    args = ROUTER + ["vtysh", "--vty_socket", run_dir]
+    for c in commands:
+        args += ["-c", c]
+    subprocess.run(args, capture_output=True, text=True, check=True)
+
+
+def bfd_up(addresses):
+    peers = {p.get("peer"): p.get("status") for p in vtysh_json("show bfd peers json")}
+    return all(peers.get(a) == "up" for a in addresses)
+
+
+def link_trials(backend, trials):
+    """The IPv4 peer alone, with or without BFD; an IPv4 Service through the three nodes; each
+    trial cuts one node's LAN port and times until the router's paths no longer go through it."""
+    kubectl("delete", "-n", NS, "bgppeers.metallb.io", "--all")
+    for bfd in (True, False):
+        if bfd:
+            vtysh("configure terminal", "router bgp 64500", "neighbor metallb bfd")
+            peer = "holdTime: 90s, bfdProfile: fast"
+            label = "with BFD 300 ms x 3 (hold time 90 s)"
+        else:
+            peer = "holdTime: 3s"
+            label = "without BFD (hold time 3 s)"
+        apply(f"""
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {{name: fast, namespace: {NS}}}
+spec: {{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router-link, namespace: {NS}}}
+spec: {{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, {peer}}}
+""")
+        kubectl("apply", "-f", "-", input=json.dumps(service("link", "IPv4", "bench-v4")))
+        ip = wait("the link Service's IP", 60, lambda: kubectl(
+            "get", "service", "-n", APP_NS, "link", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}").strip())
+        prefix = f"{ip}/32"
+        everyone = set(LAN_V4.values())
+        times = []
+        try:
+            for t in range(trials):
+                wait(f"{prefix} through the 3 nodes", 180, lambda: nodes_in_rib(prefix) == everyone, every=0.2)
+                if bfd:
+                    wait("BFD up with the 3 nodes", 60, lambda: bfd_up(everyone), every=0.2)
+                time.sleep(1)
+                node = NODES[t % 3]
+                cut = time.time()
+                subprocess.run(["ip", "-n", "mlb-lan", "link", "set", node, "down"], check=True)
+                try:
+                    wait(f"{node}'s next hop to go", 30, lambda: LAN_V4[node] not in nodes_in_rib(prefix), every=0.02)
+                    times.append((time.time() - cut) * 1000)
+                finally:
+                    subprocess.run(["ip", "-n", "mlb-lan", "link", "set", node, "up"], check=True)
+            print(f"  {backend}: link down -> next hop gone, {label}: p50 {percentile(times, 50):.0f} ms, "
+                  f"min {min(times):.0f} ms, max {max(times):.0f} ms (n={len(times)})", flush=True)
+        finally:
+            if bfd:
+                vtysh("configure terminal", "router bgp 64500", "no neighbor metallb bfd")
+            kubectl("delete", "-n", APP_NS, "service", "link", check=False)
+            kubectl("delete", "-n", NS, "bgppeers.metallb.io", "--all", check=False)
+    kubectl("delete", "-n", NS, "bfdprofiles.metallb.io", "--all", check=False)
+
+
+def delete_services():
+    kubectl("delete", "-n", APP_NS, "services", "--all")
+    wait("no BGP route left in the router", 120,
+         lambda: not vtysh_json("show bgp ipv4 unicast json").get("routes")
+         and not vtysh_json("show bgp ipv6 unicast json").get("routes"), every=0.5)
+
+
 def main():
     trials = int(os.environ.get("TRIALS", "40"))
     count = int(os.environ.get("COUNT", "1000"))
-    if trials > 51:
-        raise SystemExit("TRIALS: at most 51 (the IPv4 pool 203.0.113.200-250)")
-    configure()
-    watch = Watch()
+    link = int(os.environ.get("LINK_TRIALS", "6"))
+    backends = os.environ.get("BACKENDS", "native frr").split()
+    if trials > 50:
+        raise SystemExit("TRIALS: at most 50 (the IPv4 pool 203.0.113.200-250, one IP for the link trials)")
     try:
-        wait("6 established sessions (3 nodes x 2 peers)", 120,
-             lambda: established_sessions() >= 6, every=0.5)
-        wait("3 ready echo pods", 120, ready_endpoints, every=0.5)
-        time.sleep(2)
-        if trials:
-            time_to_route(watch, trials)
-        thousand(watch, count)
-        time.sleep(5)
-        for p in speakers():
-            r = rss(pid_of(p))
-            print(f"  in-cluster speaker on {p['spec']['nodeName']} (debug build, 2 sessions, {count} IPv6 + "
-                  f"{trials} IPv4 prefixes): RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
-        rss_release(count)
+        for backend in backends:
+            set_backend(backend)
+            configure()
+            watch = Watch()
+            try:
+                wait("6 established sessions (3 nodes x 2 peers)", 120,
+                     lambda: established_sessions() >= 6, every=0.5)
+                wait("3 ready echo pods", 120, ready_endpoints, every=0.5)
+                time.sleep(2)
+                if trials:
+                    time_to_route(watch, trials)
+                    time.sleep(3)
+                    memory(backend, trials)
+                if backend == "native" and count:
+                    thousand(watch, count)
+                    time.sleep(5)
+                    for p in speakers():
+                        r = rss(pid_of(p))
+                        print(f"  in-cluster speaker on {p['spec']['nodeName']} (debug build, 2 sessions, {count} "
+                              f"IPv6 + {trials} IPv4 prefixes): RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
+                    rss_release(count)
+            finally:
+                watch.stop()
+            delete_services()
+            if link:
+                link_trials(backend, link)
     finally:
-        watch.stop()
         kubectl("delete", "namespace", APP_NS, "--wait=false", check=False)
-        kubectl("delete", "-n", NS, "bgppeers.metallb.io,bgpadvertisements.metallb.io,ipaddresspools.metallb.io",
-                "--all", "--wait=false", check=False)
+        kubectl("delete", "-n", NS, "bgppeers.metallb.io,bgpadvertisements.metallb.io,ipaddresspools.metallb.io,"
+                "bfdprofiles.metallb.io", "--all", "--wait=false", check=False)
+        if backends != ["native"]:
+            set_backend("native")
 
 
 if __name__ == "__main__":

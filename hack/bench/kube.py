@@ -57,3 +57,25 @@ def pid_of(pod):
 
 def scale_operator(n):
     kubectl("-n", OPERATOR_NS, "scale", "deployment", "metallb-operator", f"--replicas={n}")
+
+
+def echo_deployment(name, namespace, replicas=3):
+    """A Deployment of the echo server (hack/test-images.sh), its pods spread over the nodes."""
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      topologySpreadConstraints:
+        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: {name}}}}}}}
+      containers:
+        - name: echo
+          image: localhost/echo:latest
+          ports: [{{name: http, containerPort: 8080}}]
+          readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
+"""

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 
-from kube import KUBECONFIG, ROOT, kubectl, pid_of, scale_operator, wait
+from kube import echo_deployment, KUBECONFIG, kubectl, pid_of, ROOT, scale_operator, wait
 
 NS = "metallb-spk-e2e"
 CLASS = "e2e.metallb.io/speaker"
@@ -151,23 +151,7 @@ spec: {{interfaces: [eth0]}}
 """)
     kubectl("create", "namespace", APP_NS, check=False)
     apply(f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: bench, namespace: {APP_NS}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: bench}}}}
-  template:
-    metadata: {{labels: {{app: bench}}}}
-    spec:
-      topologySpreadConstraints:
-        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: bench}}}}}}
-      containers:
-        - name: echo
-          image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
-          readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
----
+{echo_deployment("bench", APP_NS)}---
 apiVersion: v1
 kind: Service
 metadata: {{name: bench, namespace: {APP_NS}}}

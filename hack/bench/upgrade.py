@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from kube import ROOT, kubectl, wait
+from kube import echo_deployment, kubectl, ROOT, wait
 from l2_failover import analyse, node_macs
 
 NS = "metallb-system"
@@ -130,23 +130,7 @@ spec: {{ipAddressPools: [bench-upgrade]}}
 """)
     kubectl("create", "namespace", APP_NS, check=False)
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: bench, namespace: {APP_NS}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: bench}}}}
-  template:
-    metadata: {{labels: {{app: bench}}}}
-    spec:
-      topologySpreadConstraints:
-        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: bench}}}}}}
-      containers:
-        - name: echo
-          image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
-          readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
----
+{echo_deployment("bench", APP_NS)}---
 apiVersion: v1
 kind: Service
 metadata: {{name: bench, namespace: {APP_NS}}}

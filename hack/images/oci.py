@@ -12,10 +12,16 @@ SPEC (JSON) describes one image index:
       "platforms": [
         {"os": "linux", "architecture": "arm64", "variant": "v8",
          "layers": [[{"path": "usr/local/bin/x", "source": "/path/to/file", "mode": 493},
-                     {"path": "tmp", "dir": true, "mode": 1023}]],
+                     {"path": "tmp", "dir": true, "mode": 1023},
+                     {"path": "bin/sh", "symlink": "bash"},
+                     {"path": "", "tree": "/path/to/rootfs"}]],
          "config": {"User": "65534:65534", "Entrypoint": ["/usr/local/bin/x"]}}
       ]
     }
+
+A `tree` entry stands for every directory, regular file and symbolic link below a directory of
+this machine, at `path` in the layer, with its permission bits (owners and times are ours, as for
+every entry); a hard link becomes a copy.
 
 OUT_DIR becomes an OCI image layout (`oci-layout`, `index.json` naming the image index,
 `blobs/sha256/`) that `crane push OUT_DIR REF` pushes as it is, so the digest printed here is the
@@ -76,10 +82,33 @@ class Layout:
                                     "manifests": [index_descriptor]}))
 
 
+def expand_tree(entry):
+    """The entries of a `tree` entry: everything below its directory, in no particular order."""
+    top, prefix = entry["tree"], entry["path"].strip("/")
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            source = os.path.join(dirpath, name)
+            rel = os.path.relpath(source, top)
+            path = f"{prefix}/{rel}" if prefix else rel
+            st = os.lstat(source)
+            mode = st.st_mode & 0o7777
+            if os.path.islink(source):
+                yield {"path": path, "symlink": os.readlink(source)}
+            elif os.path.isdir(source):
+                yield {"path": path, "dir": True, "mode": mode}
+            elif os.path.isfile(source):
+                yield {"path": path, "source": source, "mode": mode}
+            else:
+                raise SystemExit(f"oci.py: {source} is neither a file, a directory nor a link")
+
+
 def layer_tar(entries, mtime):
     """A tar archive of `entries`, sorted, with their parent directories, owned by 0:0."""
     items = {}
+    flat = []
     for entry in entries:
+        flat.extend(expand_tree(entry) if "tree" in entry else [entry])
+    for entry in flat:
         path = entry["path"].strip("/")
         parts = path.split("/")
         for i in range(1, len(parts)):
@@ -100,6 +129,11 @@ def layer_tar(entries, mtime):
             info.mode = entry.get("mode", 0o755 if entry.get("dir") else 0o644)
             if entry.get("dir"):
                 info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif "symlink" in entry:
+                info.type = tarfile.SYMTYPE
+                info.linkname = entry["symlink"]
+                info.mode = 0o777
                 tar.addfile(info)
             else:
                 with open(entry["source"], "rb") as f:

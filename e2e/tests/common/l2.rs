@@ -3,7 +3,7 @@
 //! HTTP through it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -59,42 +59,7 @@ pub fn remove_pool(cluster: &Cluster, namespace: &str) {
 /// Three echo pods (one per node, when the scheduler spreads them) behind the LoadBalancer
 /// Service `name` on port 80, IPv4.
 pub fn echo(name: &str) -> String {
-    format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      topologySpreadConstraints:
-        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: {name}}}}}}}
-      containers:
-        - name: echo
-          image: localhost/echo:latest
-          ports: [{{name: http, containerPort: 8080}}]
-          env:
-            - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
-            - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
-          readinessProbe:
-            httpGet: {{path: /healthz, port: http}}
-            periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: SingleStack
-  ipFamilies: [IPv4]
-  selector: {{app: {name}}}
-  ports: [{{name: http, port: 80, targetPort: http}}]
-"#
-    )
+    super::workload::echo(name, 3, super::workload::V4, "", "", None)
 }
 
 /// The Service's IPv4 ingress address, once assigned.
@@ -123,6 +88,11 @@ pub fn node_macs() -> BTreeMap<String, String> {
                 .args(["-n", &netns, "-j", "link", "show", "eth0"])
                 .output()
                 .expect("ip runs");
+            assert!(
+                out.status.success(),
+                "ip -n {netns} link show eth0: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let links: serde_json::Value =
                 serde_json::from_slice(&out.stdout).expect("ip -j output");
             let mac = links[0]["address"].as_str().expect("a MAC").to_lowercase();
@@ -131,36 +101,37 @@ pub fn node_macs() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The nodes answering ARP for `ip` on the LAN, asked from the client.
-pub fn answering_nodes(ip: Ipv4Addr) -> BTreeSet<String> {
+/// The nodes answering ARP (IPv4) or NDP (IPv6) for `ip` on the LAN, asked from the client.
+pub fn answering_nodes(ip: impl Into<IpAddr>) -> BTreeSet<String> {
+    let ip = ip.into();
     let macs = node_macs();
-    let out = netns_exec(
-        "client",
-        &[
-            "arping",
-            "-b",
-            "-c",
-            "3",
-            "-w",
-            "3",
-            "-I",
-            "eth0",
-            &ip.to_string(),
-        ],
-    )
-    .expect("arping runs");
-    out.stdout
-        .lines()
-        .filter_map(|line| {
-            line.strip_prefix("Unicast reply from ")
+    let text = ip.to_string();
+    let out = match ip {
+        IpAddr::V4(_) => netns_exec(
+            "client",
+            &["arping", "-b", "-c", "3", "-w", "3", "-I", "eth0", &text],
+        ),
+        IpAddr::V6(_) => netns_exec(
+            "client",
+            &["ndisc6", "-m", "-n", "-r", "3", "-w", "700", &text, "eth0"],
+        ),
+    }
+    .expect("probe runs");
+    let mut nodes = BTreeSet::new();
+    for line in out.stdout.lines() {
+        let mac = match ip {
+            IpAddr::V4(_) => line
+                .strip_prefix("Unicast reply from ")
                 .and_then(|rest| rest.split('[').nth(1))
-                .and_then(|rest| rest.split(']').next())
-        })
-        .map(|mac| {
+                .and_then(|rest| rest.split(']').next()),
+            IpAddr::V6(_) => line.trim().strip_prefix("Target link-layer address: "),
+        };
+        if let Some(mac) = mac {
             let mac = mac.trim().to_lowercase();
-            macs.get(&mac).cloned().unwrap_or(format!("unknown {mac}"))
-        })
-        .collect()
+            nodes.insert(macs.get(&mac).cloned().unwrap_or(format!("unknown {mac}")));
+        }
+    }
+    nodes
 }
 
 /// Waits until exactly one node answers ARP for `ip` and HTTP through it reaches the echo

@@ -9,7 +9,9 @@ use kube::Api;
 use metallb_api::v1beta1::MetalLB;
 use metallb_e2e::harness::{Cluster, wait_for};
 
+pub mod bgp;
 pub mod l2;
+pub mod workload;
 
 /// Where hack/local-up.sh installs the operator and its `MetalLB` resource.
 pub const OPERATOR_NS: &str = "metallb-system";

@@ -172,9 +172,17 @@ cargo_release() {
 	done
 	local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 	t0="$(now)"
+	# The remapped prefix is this script's checkout, not $src: the flags (part of every
+	# artifact's fingerprint) are then the same for the previous release's build under
+	# .local/previous/src, which reuses the dependencies already built in the same target
+	# directory. cargo names workspace members by relative paths, so $src needs no remap.
+	# SOURCE_DATE_EPOCH is pinned for cargo: the cc crate's build scripts declare
+	# rerun-if-env-changed=SOURCE_DATE_EPOCH, so the commit's time (exported for the layers' dates)
+	# made every new commit rebuild the whole release tree. No Rust code of ours reads it.
 	env "${envs[@]}" "${extra[@]}" \
+		SOURCE_DATE_EPOCH=0 \
 		CARGO_TARGET_DIR="$target_dir" \
-		RUSTFLAGS="--remap-path-prefix=$src=/metallb-rs --remap-path-prefix=$cargo_home=/cargo" \
+		RUSTFLAGS="--remap-path-prefix=$root=/metallb-rs --remap-path-prefix=$cargo_home=/cargo" \
 		nice -n 10 cargo build --quiet --locked --release "${targets[@]}" \
 		--config 'profile.release.strip="symbols"' "${packages[@]}"
 	for p in "${platforms[@]}"; do

@@ -8,12 +8,11 @@
 #                                per kind (KINDS="link kill graceful"); speaker idle RSS
 #   hack/bench.sh operator       on the local cluster: MetalLB resource applied -> Available
 #                                (TRIALS=5), API writes per minute in steady state (WINDOW=120 s),
-#                                the operator's RSS (debug in the cluster, release on the machine)
+#                                the operator's RSS
 #   hack/bench.sh bgp            on the local cluster (the operator's MetalLB, native BGP): time from
 #                                a Service's IP in its status to its route in the router (TRIALS=40
 #                                Services), COUNT=1000 Services advertised at once, the speakers'
-#                                RSS with 2 sessions and COUNT prefixes (in the cluster, then
-#                                a release build in node-1's place); per backend (BACKENDS="native
+#                                RSS with 2 sessions and COUNT prefixes; per backend (BACKENDS="native
 #                                frr"): the time to route, the speaker pods' memory, a node's link
 #                                cut -> next hop gone with BFD and without (LINK_TRIALS=6)
 #   hack/bench.sh upgrade        on the local cluster: the previous release (hack/previous-release)
@@ -21,6 +20,8 @@
 #                                MLB_INSTALL=olm, or VIA=kustomize), TRIALS=3, under the L2 probe:
 #                                time from the new release available to every component upgraded,
 #                                per step, failed requests (goal 0)
+# The cluster benchmarks measure what the nodes run: the images of this checkout, built and
+# pushed by hack/local-up.sh (run it again after a change).
 # Add a benchmark: a function bench_<name> and a line in the case below.
 set -euo pipefail
 
@@ -56,9 +57,6 @@ bench_l2_failover() {
 		exit 1
 	fi
 	# The speakers and the controller run from the images (hack/images.sh, pushed by local-up.sh).
-	cargo build --quiet -p metallb-speaker -p metallb-controller
-	# A release speaker only for the idle RSS figure.
-	cargo build --release --quiet -p metallb-speaker
 	machine
 	python3 "$root/hack/bench/l2_failover.py" "$@"
 }
@@ -69,8 +67,6 @@ bench_operator() {
 		echo "operator needs the local cluster: run hack/local-up.sh" >&2
 		exit 1
 	fi
-	cargo build --quiet -p metallb-operator -p metallb-speaker -p metallb-controller
-	cargo build --release --quiet -p metallb-operator
 	machine
 	python3 "$root/hack/bench/operator.py" "$@"
 }
@@ -81,9 +77,6 @@ bench_bgp() {
 		echo "bgp needs the local cluster: run hack/local-up.sh" >&2
 		exit 1
 	fi
-	cargo build --quiet -p metallb-speaker -p metallb-controller -p metallb-operator
-	# A release speaker only for the RSS figure.
-	cargo build --release --quiet -p metallb-speaker
 	machine
 	python3 "$root/hack/bench/bgp.py" "$@"
 }

@@ -16,10 +16,8 @@ Measures:
     of a List): time until the controller gave all their IPs, until every session of every
     node delivered all of them to the router (its received-prefix counters), and the UPDATE
     messages the speakers sent for them (metallb_bgp_updates_total).
-  - the speakers' RSS (VmRSS, peak VmHWM) with 2 sessions and COUNT prefixes each: the
-    in-cluster ones (the workspace's debug build), then, when target/release/metallb-speaker
-    exists, a release build run in node-1's namespace in place of node-1's pod (the operator
-    paused and the DaemonSet kept off node-1 for that time), after it advertised everything.
+  - the speakers' RSS (VmRSS, peak VmHWM) with 2 sessions and COUNT prefixes each (the image's
+    static release build, run by the nodes' kubelets).
   - per backend (BACKENDS, default "native frr": the MetalLB resource's bgpBackend is switched,
     and put back to native at the end): the time to route above (TRIALS Services), the speaker
     pods' memory (the summed RSS of every process of the pod: the speaker, and in FRR mode
@@ -27,7 +25,7 @@ Measures:
     default 6, over the three nodes in turn): a node's LAN port on the LAN bridge goes down, time
     until the router no longer routes through it, with a BFDProfile of 300 ms x 3 (hold time 90
     s, BFD on the router's peer group) and without BFD (hold time 3 s, the smallest FRR takes).
-    The 1,000 Services and the release speaker's RSS are measured in the native phase only.
+    The 1,000 Services and the RSS with COUNT prefixes are measured in the native phase only.
 
 Only addresses of the test topology (docs/topology.md); every loop is bounded; the operator is
 scaled back and the test objects removed even when a step fails.
@@ -39,7 +37,7 @@ import subprocess
 import threading
 import time
 
-from kube import echo_deployment, get_json, KUBECONFIG, kubectl, OPERATOR_NS as NS, pid_of, ROOT, scale_operator, wait
+from kube import echo_deployment, get_json, KUBECONFIG, kubectl, OPERATOR_NS as NS, pid_of, ROOT, wait
 
 APP_NS = "bench-bgp"
 NODES = ["node-1", "node-2", "node-3"]
@@ -292,49 +290,6 @@ def rss(pid):
     return out
 
 
-def rss_release(count):
-    binary = os.path.join(ROOT, "target/release/metallb-speaker")
-    if not os.path.exists(binary):
-        print("  release speaker: skipped (no target/release/metallb-speaker; cargo build --release -p metallb-speaker)")
-        return
-    scale_operator(0)
-    proc = None
-    try:
-        kubectl("-n", NS, "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=metallb-operator",
-                "--timeout=60s", check=False)
-        affinity = {"spec": {"template": {"spec": {"affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["node-1"]}]}]}}}}}}}
-        kubectl("-n", NS, "patch", "daemonset", "speaker", "--type", "merge", "-p", json.dumps(affinity))
-        wait("node-1's speaker pod to go", 120,
-             lambda: all(p["spec"].get("nodeName") != "node-1" for p in speakers()), every=0.5)
-        wait("node-1's sessions to close", 60,
-             lambda: "192.0.2.11" not in received_per_session("ipv6Unicast"), every=0.2)
-        env = dict(os.environ, KUBECONFIG=KUBECONFIG, METALLB_NODE_NAME="node-1", METALLB_NAMESPACE=NS,
-                   METALLB_HOST="192.0.2.11", METALLB_BGP_TYPE="native")
-        proc = subprocess.Popen(["ip", "netns", "exec", "mlb-node-1", binary, f"--port={METRICS_PORT}",
-                                 "--health-probe-port=17472", "--log-level=info", "--excludel2-path=/nonexistent"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait("the release speaker's two sessions to deliver every prefix", 300,
-             lambda: received_per_session("ipv6Unicast").get("192.0.2.11", 0) >= count
-             and received_per_session("ipv6Unicast").get("2001:db8:0:1::11", 0) >= count, every=0.5)
-        time.sleep(10)
-        # `ip netns exec` runs the speaker as its child process.
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        pid = int(children[0]) if children else proc.pid
-        r = rss(pid)
-        print(f"  release speaker on node-1 (2 sessions, {count} prefixes each): RSS {r['VmRSS']} KiB, "
-              f"peak {r['VmHWM']} KiB", flush=True)
-    finally:
-        if proc:
-            proc.terminate()
-            proc.wait(15)
-        # The operator puts its DaemonSet back as it renders it.
-        scale_operator(1)
-    wait("node-1's speaker pod to be back", 180,
-         lambda: any(p["spec"].get("nodeName") == "node-1" for p in speakers()), every=1)
-
-
 CONTAINERS = {"native": ["speaker"], "frr": ["speaker", "frr", "reloader"]}
 
 
@@ -495,9 +450,8 @@ def main():
                     time.sleep(5)
                     for p in speakers():
                         r = rss(pid_of(p))
-                        print(f"  in-cluster speaker on {p['spec']['nodeName']} (debug build, 2 sessions, {count} "
+                        print(f"  speaker on {p['spec']['nodeName']} (the image's release build, 2 sessions, {count} "
                               f"IPv6 + {trials} IPv4 prefixes): RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
-                    rss_release(count)
             finally:
                 watch.stop()
             delete_services()

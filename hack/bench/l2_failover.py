@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 
-from kube import echo_deployment, KUBECONFIG, kubectl, pid_of, ROOT, scale_operator, wait
+from kube import echo_deployment, kubectl, pid_of, ROOT, scale_operator, wait
 
 NS = "metallb-spk-e2e"
 CLASS = "e2e.metallb.io/speaker"
@@ -317,26 +317,6 @@ def rss_kib():
     return sorted(out)
 
 
-def rss_release(binary):
-    """Idle RSS of a release speaker watching the same cluster (the node agents run debug
-    builds): run outside the nodes with a load-balancer class no Service has, so it watches
-    everything and announces nothing."""
-    if not os.path.exists(binary):
-        return None
-    env = dict(os.environ, KUBECONFIG=KUBECONFIG)
-    proc = subprocess.Popen([binary, "--node-name=node-1", f"--namespace={NS}", "--port=0",
-                             "--health-probe-port=17479", "--lb-class=bench.metallb.io/rss-only",
-                             "--excludel2-path=/nonexistent"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(20)
-        with open(f"/proc/{proc.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def pause_operator():
     """The operator's webhooks refuse metallb.io objects outside metallb-system (as MetalLB's do):
     scale the operator to zero (it would restore them) and remove its webhook configuration.
@@ -370,7 +350,7 @@ def run():
     time.sleep(3)
     macs = node_macs()
     print(f"service IP {ip}; speakers on {', '.join(NODES)}; {trials} trials per kind")
-    print(f"idle speaker RSS (KiB, debug builds): {rss_kib()}")
+    print(f"idle speaker RSS (KiB, the image's release build): {rss_kib()}")
     results = {}
     for kind in kinds:
         results[kind] = []
@@ -389,9 +369,7 @@ def run():
         sil = [r[2] for r in rows]
         print(f"{kind:8} {percentile(rec, 50):7.0f} ms {percentile(rec, 99):7.0f} ms {max(rec):7.0f} ms "
               f"{max(dbl):8.0f} ms {percentile(sil, 50):12.0f} ms {max(sil):13.0f} ms")
-    print(f"idle speaker RSS (KiB) after the trials (debug builds): {rss_kib()}")
-    release = rss_release(os.path.join(ROOT, "target/release/metallb-speaker"))
-    print(f"idle RSS of a release speaker watching the same cluster: {release} KiB")
+    print(f"idle speaker RSS (KiB) after the trials (the image's release build): {rss_kib()}")
     kubectl("delete", "namespace", APP_NS, "--wait=false", check=False)
 
 

@@ -11,22 +11,19 @@ Measures:
     TRIALS times (default 5).
   - steady state: API writes per minute of the in-cluster operator over WINDOW seconds
     (default 120), from its metric metallb_operator_api_writes_total, while nothing changes.
-  - footprint: the in-cluster operator (a debug build) RSS, then a release build run on the
-    machine in its place (the in-cluster one scaled to zero for that time): its RSS and
-    peak RSS after it took over and settled, and its API writes over the same WINDOW.
+  - footprint: the in-cluster operator's RSS and peak RSS (the image's static release build, as
+    a user runs it: the nodes are real kubelets pulling our images).
 
 Every loop is bounded; the in-cluster operator is scaled back even when a step fails.
 """
 
 import os
-import subprocess
 import time
 import urllib.request
 
-from kube import KUBECONFIG, OPERATOR_NS as NS, ROOT, get_json, kubectl, pid_of, scale_operator, wait
+from kube import OPERATOR_NS as NS, ROOT, get_json, kubectl, pid_of, wait
 
 SAMPLE = os.path.join(ROOT, "manifests/samples/metallb.yaml")
-RELEASE_PORT = 18081
 
 
 def condition(cr, type_):
@@ -127,32 +124,7 @@ def main():
     pid = pid_of(pod)
     if pid:
         r = rss(pid)
-        print(f"in-cluster operator (debug build): RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
-
-    binary = os.path.join(ROOT, "target/release/metallb-operator")
-    scale_operator(0)
-    proc = None
-    try:
-        wait("the in-cluster operator to stop", 60, lambda: operator_pod() is None, every=0.5)
-        env = dict(os.environ, KUBECONFIG=KUBECONFIG, OPERATOR_NAMESPACE=NS,
-                   HEALTH_PROBE_PORT=str(RELEASE_PORT), LOG_LEVEL="info")
-        proc = subprocess.Popen([binary, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        local = f"http://127.0.0.1:{RELEASE_PORT}"
-        wait("the release operator to be ready", 60,
-             lambda: urllib.request.urlopen(f"{local}/readyz", timeout=2).status == 200, every=0.5)
-        time.sleep(10)
-        startup = metric(f"{local}/metrics", "metallb_operator_api_writes_total")
-        per_min, count = writes_per_minute(f"{local}/metrics", window)
-        r = rss(proc.pid)
-        print(f"release operator taking over: {startup:.0f} API writes at start-up (the existing install matched), "
-              f"then {count:.0f} in {window:.0f} s ({per_min:.2f}/min)")
-        print(f"release operator: RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
-    finally:
-        if proc:
-            proc.terminate()
-            proc.wait(15)
-        scale_operator(1)
-    wait("the in-cluster operator to be back", 120, operator_pod, every=0.5)
+        print(f"in-cluster operator (image, release build): RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
 
 
 if __name__ == "__main__":

@@ -383,19 +383,35 @@ async fn http_from_a_node_to_the_cluster_ip_reaches_a_backend_in_both_families()
             );
         }
     }
-    // Several requests spread over more than one backend.
+    // Every backend gets requests: kube-proxy spreads new connections over all ready endpoints.
+    // It programs them a moment after they turn ready (its sync follows the EndpointSlice), so
+    // the requests go on, in rounds of ten, until all three have answered or 30 s have passed.
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..20 {
-        let answer = curl("node-1", &url(&cluster_ips[0], 80)).unwrap();
-        seen.insert(
-            answer
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
-    assert!(seen.len() > 1, "load balanced over {seen:?}");
+    wait_for(
+        &format!(
+            "requests to {} from node-1 to reach all of {names:?}",
+            cluster_ips[0]
+        ),
+        Duration::from_secs(30),
+        || {
+            for _ in 0..10 {
+                if let Ok(answer) = curl("node-1", &url(&cluster_ips[0], 80)) {
+                    if let Some(pod) = names.iter().find(|n| answer.contains(&format!("pod={n} ")))
+                    {
+                        seen.insert(pod.clone());
+                    }
+                }
+            }
+            let result = if seen.len() == names.len() {
+                Ok(())
+            } else {
+                Err(format!("answered by {seen:?}"))
+            };
+            async move { result }
+        },
+    )
+    .await
+    .unwrap();
 
     // UDP goes through the same data path (the echo server answers datagrams too).
     for ip in &cluster_ips {

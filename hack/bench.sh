@@ -29,6 +29,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
+# Exits with `message` unless the local cluster (hack/local-up.sh) is up.
+need_cluster() {
+	if [[ ! -f "$root/.local/kubeconfig" ]]; then
+		echo "$1" >&2
+		exit 1
+	fi
+}
+
 machine() {
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -38,11 +46,8 @@ bench_controller() {
 	cargo build --release --quiet -p metallb-controller --bins
 	machine
 	"$target/release/controller-bench" allocator
+	need_cluster "the cluster part needs the local cluster: run hack/local-up.sh"
 	local kubeconfig="$root/.local/kubeconfig"
-	if [[ ! -f "$kubeconfig" ]]; then
-		echo "the cluster part needs the local cluster: run hack/local-up.sh" >&2
-		exit 1
-	fi
 	local kubectl=("$root/.local/bin/kubectl" --kubeconfig "$kubeconfig")
 	"${kubectl[@]}" apply --server-side --force-conflicts -f manifests/crd/metallb.io_ipaddresspools.yaml \
 		-f manifests/crd/metallb.io_communities.yaml -f manifests/crd/metallb.io_configurationstates.yaml >/dev/null
@@ -51,42 +56,26 @@ bench_controller() {
 }
 
 bench_l2_failover() {
-	local kubeconfig="$root/.local/kubeconfig"
-	if [[ ! -f "$kubeconfig" ]]; then
-		echo "l2-failover needs the local cluster: run hack/local-up.sh" >&2
-		exit 1
-	fi
+	need_cluster "l2-failover needs the local cluster: run hack/local-up.sh"
 	# The speakers and the controller run from the images (hack/images.sh, pushed by local-up.sh).
 	machine
 	python3 "$root/hack/bench/l2_failover.py" "$@"
 }
 
 bench_operator() {
-	local kubeconfig="$root/.local/kubeconfig"
-	if [[ ! -f "$kubeconfig" ]]; then
-		echo "operator needs the local cluster: run hack/local-up.sh" >&2
-		exit 1
-	fi
+	need_cluster "operator needs the local cluster: run hack/local-up.sh"
 	machine
 	python3 "$root/hack/bench/operator.py" "$@"
 }
 
 bench_bgp() {
-	local kubeconfig="$root/.local/kubeconfig"
-	if [[ ! -f "$kubeconfig" ]]; then
-		echo "bgp needs the local cluster: run hack/local-up.sh" >&2
-		exit 1
-	fi
+	need_cluster "bgp needs the local cluster: run hack/local-up.sh"
 	machine
 	python3 "$root/hack/bench/bgp.py" "$@"
 }
 
 bench_upgrade() {
-	local kubeconfig="$root/.local/kubeconfig"
-	if [[ ! -f "$kubeconfig" ]]; then
-		echo "upgrade needs the local cluster: run hack/local-up.sh (MLB_INSTALL=olm for VIA=olm)" >&2
-		exit 1
-	fi
+	need_cluster "upgrade needs the local cluster: run hack/local-up.sh (MLB_INSTALL=olm for VIA=olm)"
 	machine
 	python3 "$root/hack/bench/upgrade.py" "$@"
 }

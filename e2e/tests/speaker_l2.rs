@@ -15,12 +15,12 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, ResourceExt};
-use metallb_e2e::harness::{Cluster, OperatorPause, netns_exec, pod_ready, wait_for};
+use metallb_e2e::harness::{Cluster, OperatorPause, pod_ready, wait_for};
 
 mod common;
 
 use common::l2::answering_nodes;
-use common::workload::{DUAL, V4, V6, echo, ips};
+use common::workload::{DUAL, V4, V6, echo, http_reaches, ips};
 
 const NS: &str = common::OPERATOR_NS;
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
@@ -104,20 +104,7 @@ const ANNOUNCE_ALL: &str = "---\napiVersion: metallb.io/v1beta1\nkind: L2Adverti
 
 /// Waits until exactly one node answers for `ip`; returns it.
 async fn owner(ip: IpAddr) -> String {
-    wait_for(
-        &format!("exactly one node answering for {ip}"),
-        SETTLE,
-        || async {
-            let nodes = answering_nodes(ip);
-            if nodes.len() == 1 {
-                Ok(nodes.into_iter().next().unwrap())
-            } else {
-                Err(format!("answering: {nodes:?}"))
-            }
-        },
-    )
-    .await
-    .unwrap()
+    common::l2::owner(ip, SETTLE).await
 }
 
 /// Waits until nobody answers for `ip`.
@@ -194,22 +181,7 @@ fn url(ip: IpAddr, port: u16) -> String {
 
 /// HTTP from the client through `ip` reaches a backend of the Service.
 async fn http_works(ip: IpAddr, port: u16, service: &str) {
-    let target = url(ip, port);
-    let body = wait_for(&format!("HTTP through {target}"), SETTLE, || async {
-        let out = netns_exec("client", &["curl", "-sS", "--max-time", "2", &target])
-            .map_err(|e| e.to_string())?;
-        if out.success() {
-            Ok(out.stdout)
-        } else {
-            Err(out.stderr)
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        body.contains(service),
-        "the answer comes from a pod of {service}: {body}"
-    );
+    http_reaches("client", &url(ip, port), service, SETTLE).await;
 }
 
 #[tokio::test]

@@ -437,26 +437,7 @@ pub fn url(ip: IpAddr) -> String {
 
 /// HTTP from client2, behind the router, through `ip` reaches a pod of `service`.
 pub async fn client2_reaches(ip: IpAddr, service: &str) {
-    let target = url(ip);
-    let body = wait_for(
-        &format!("HTTP from client2 through {target}"),
-        SETTLE,
-        || async {
-            let out = netns_exec("client2", &["curl", "-sS", "--max-time", "2", &target])
-                .map_err(|e| e.to_string())?;
-            if out.success() {
-                Ok(out.stdout)
-            } else {
-                Err(out.stderr)
-            }
-        },
-    )
-    .await
-    .unwrap();
-    assert!(
-        body.contains(service),
-        "the answer comes from a pod of {service}: {body}"
-    );
+    super::workload::http_reaches("client2", &url(ip), service, SETTLE).await;
 }
 
 /// The ServiceBGPStatus objects of a Service: node → peers.

@@ -134,12 +134,12 @@ pub fn answering_nodes(ip: impl Into<IpAddr>) -> BTreeSet<String> {
     nodes
 }
 
-/// Waits until exactly one node answers ARP for `ip` and HTTP through it reaches the echo
-/// Service `service`; returns the node.
-pub async fn answers_from_one_node(ip: Ipv4Addr, service: &str) -> String {
-    let node = wait_for(
-        &format!("exactly one node answering ARP for {ip}"),
-        SETTLE,
+/// Waits until exactly one node answers ARP (IPv4) or NDP (IPv6) for `ip`; returns it.
+pub async fn owner(ip: impl Into<IpAddr>, within: Duration) -> String {
+    let ip = ip.into();
+    wait_for(
+        &format!("exactly one node answering for {ip}"),
+        within,
         || async {
             let nodes = answering_nodes(ip);
             if nodes.len() == 1 {
@@ -150,22 +150,14 @@ pub async fn answers_from_one_node(ip: Ipv4Addr, service: &str) -> String {
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Waits until exactly one node answers ARP for `ip` and HTTP through it reaches the echo
+/// Service `service`; returns the node.
+pub async fn answers_from_one_node(ip: Ipv4Addr, service: &str) -> String {
+    let node = owner(ip, SETTLE).await;
     let url = format!("http://{ip}/");
-    let body = wait_for(&format!("HTTP through {url}"), SETTLE, || async {
-        let out = netns_exec("client", &["curl", "-sS", "--max-time", "2", &url])
-            .map_err(|e| e.to_string())?;
-        if out.success() {
-            Ok(out.stdout)
-        } else {
-            Err(out.stderr)
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        body.contains(&format!("pod={service}-")),
-        "the answer comes from a pod of {service}: {body}"
-    );
+    super::workload::http_reaches("client", &url, &format!("pod={service}-"), SETTLE).await;
     node
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use metallb_e2e::harness::{Cluster, wait_for};
+use metallb_e2e::harness::{Cluster, netns_exec, wait_for};
 
 /// How long the controller may take to assign a Service its IPs.
 const ASSIGN: Duration = Duration::from_secs(60);
@@ -93,4 +93,26 @@ pub async fn ips(cluster: &Cluster, ns: &str, name: &str, count: usize) -> Vec<I
     })
     .await
     .unwrap()
+}
+
+/// Waits up to `within` until HTTP from the namespace `from` (`client`, `client2`) to `target`
+/// answers, and checks that the answer contains `expect` (it names the pod that served it);
+/// returns the answer.
+pub async fn http_reaches(from: &str, target: &str, expect: &str, within: Duration) -> String {
+    let body = wait_for(&format!("HTTP from {from} to {target}"), within, || async {
+        let out = netns_exec(from, &["curl", "-sS", "--max-time", "2", target])
+            .map_err(|e| e.to_string())?;
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(out.stderr)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        body.contains(expect),
+        "the answer from {target} comes from a pod of the Service ({expect}): {body}"
+    );
+    body
 }

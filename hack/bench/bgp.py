@@ -343,7 +343,7 @@ def pod_rss(pod):
 def memory(backend, prefixes):
     for p in speakers():
         node = p["spec"]["nodeName"]
-        speaker = rss(pid_of(p))["VmRSS"]
+        speaker = rss(pid_of(p, "speaker"))["VmRSS"]
         print(f"  {backend}: speaker pod on {node} ({prefixes} prefixes, 2 sessions): {pod_rss(p)} KiB RSS in all, "
               f"the speaker process {speaker} KiB", flush=True)
 
@@ -449,7 +449,7 @@ def main():
                     thousand(watch, count)
                     time.sleep(5)
                     for p in speakers():
-                        r = rss(pid_of(p))
+                        r = rss(pid_of(p, "speaker"))
                         print(f"  speaker on {p['spec']['nodeName']} (the image's release build, 2 sessions, {count} "
                               f"IPv6 + {trials} IPv4 prefixes): RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
             finally:

@@ -37,12 +37,15 @@ def wait(what, timeout, fn, every=0.2):
     raise SystemExit(f"timed out after {timeout} s waiting for {what} (last: {last})")
 
 
-def pid_of(pod):
-    """The main process (PID on the machine) of the pod's first container: the kubelet reports
+def pid_of(pod, container=None):
+    """The main process (PID on the machine) of the pod's container `container` (default: the
+    first one the status lists; the kubelet lists them by name): the kubelet reports
     `containerd://<id>`, and runc's state on the pod's node names the process
     (.local/nodes/<node>/runc/k8s.io/<id>/state.json, see e2e/src/node.rs)."""
     node = pod.get("spec", {}).get("nodeName", "")
     for c in pod.get("status", {}).get("containerStatuses", []):
+        if container and c.get("name") != container:
+            continue
         m = re.fullmatch(r"containerd://([0-9a-f]+)", c.get("containerID", ""))
         if not m or not node:
             continue

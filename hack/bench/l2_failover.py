@@ -6,7 +6,8 @@ operator's MetalLB: own namespace, loadBalancerClass and ports), an echo Deploym
 trials of three kinds against the node announcing the IP:
 
   link       the node's LAN link goes down (ip link set eth0 down in its namespace)
-  kill       the announcing speaker process is killed with SIGKILL
+  kill       the announcing speaker process is killed with SIGKILL (the kubelet restarts it;
+             after the trial the pod is replaced, so the restart back-off does not grow)
   graceful   the announcing speaker pod is deleted normally (SIGTERM, handover)
 
 During each trial a probe in the client namespace (this file, `probe` mode, run with
@@ -283,12 +284,18 @@ def trial(kind, ip, macs):
         time.sleep(5)
         subprocess.run(["ip", "-n", f"mlb-{before}", "link", "set", "eth0", "up"], check=True)
     elif kind == "kill":
-        pid = pid_of(victim)
+        pid = wait(f"the speaker process on {before}", 60, lambda: pid_of(
+            {p["spec"]["nodeName"]: p for p in speaker_pods()}[before]), every=0.5)
         os.kill(pid, 9)
     elif kind == "graceful":
         kubectl("delete", "pod", "-n", NS, victim["metadata"]["name"], "--wait=false")
     proc.wait(30)
     reader.join(5)
+    if kind == "kill":
+        # The kubelet restarts a killed container after a back-off that doubles with each
+        # restart (10 s, 20 s, ... 5 min): the pod is replaced, so that the next kill trial
+        # starts from a fresh pod, as the first one did (the trial's window has ended).
+        kubectl("delete", "pod", "-n", NS, victim["metadata"]["name"], "--wait=false")
     wait("the cluster to settle", 90, lambda: settled(ip), every=0.5)
     time.sleep(2)
     recovery, double, silence, answering, failed = analyse(lines, t0, macs)

@@ -221,7 +221,9 @@ def trial(via, macs):
 
 
 def restore(via):
-    kubectl("delete", "namespace", APP_NS, "--wait=false", check=False)
+    # Waited for: the next trial creates the namespace again, and objects applied into a
+    # namespace still terminating would go with it.
+    kubectl("delete", "namespace", APP_NS, "--wait=true", "--timeout=180s", check=False)
     kubectl("-n", NS, "delete", "ipaddresspools.metallb.io/bench-upgrade", "l2advertisements.metallb.io/bench-upgrade",
             "--ignore-not-found", check=False)
     if via == "olm":

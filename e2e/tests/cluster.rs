@@ -395,11 +395,10 @@ async fn http_from_a_node_to_the_cluster_ip_reaches_a_backend_in_both_families()
         Duration::from_secs(30),
         || {
             for _ in 0..10 {
-                if let Ok(answer) = curl("node-1", &url(&cluster_ips[0], 80)) {
-                    if let Some(pod) = names.iter().find(|n| answer.contains(&format!("pod={n} ")))
-                    {
-                        seen.insert(pod.clone());
-                    }
+                if let Ok(answer) = curl("node-1", &url(&cluster_ips[0], 80))
+                    && let Some(pod) = names.iter().find(|n| answer.contains(&format!("pod={n} ")))
+                {
+                    seen.insert(pod.clone());
                 }
             }
             let result = if seen.len() == names.len() {

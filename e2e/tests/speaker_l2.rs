@@ -152,6 +152,20 @@ async fn statuses(cluster: &Cluster, ns: &str, name: &str) -> Vec<(String, Vec<S
 
 /// Waits until the Service has exactly one ServiceL2Status, on `node`, with `interfaces`.
 async fn status_is(cluster: &Cluster, ns: &str, name: &str, node: &str, interfaces: &[&str]) {
+    status_becomes(cluster, ns, name, node, interfaces)
+        .await
+        .unwrap()
+}
+
+/// [`status_is`], returning the timeout instead of panicking (for a check that must undo a
+/// change to a node first).
+async fn status_becomes(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    node: &str,
+    interfaces: &[&str],
+) -> Result<(), String> {
     let want = vec![(
         node.to_string(),
         interfaces.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
@@ -169,7 +183,7 @@ async fn status_is(cluster: &Cluster, ns: &str, name: &str, node: &str, interfac
         },
     )
     .await
-    .unwrap()
+    .map_err(|e| e.to_string())
 }
 
 fn url(ip: IpAddr, port: u16) -> String {
@@ -357,10 +371,16 @@ async fn network_unavailable_and_the_exclude_label_move_the_ip() {
         }
     })
     .await;
-    network_unavailable(&cluster, &first, false).await;
-    let moved = moved.unwrap();
-    status_is(&cluster, ns.name(), "web", &moved, &[]).await;
+    // The status names the new node while the first is still unavailable: once the condition
+    // is cleared the IP moves back at once.
+    let status = match &moved {
+        Ok(node) => status_becomes(&cluster, ns.name(), "web", node, &[]).await,
+        Err(e) => Err(e.to_string()),
+    };
     http_works(ip, 80, "web").await;
+    network_unavailable(&cluster, &first, false).await;
+    moved.unwrap();
+    status.unwrap();
     wait_for("the IP to come back", SETTLE, || async {
         network_unavailable(&cluster, &first, false).await;
         let now = owner(ip).await;
@@ -392,12 +412,16 @@ async fn network_unavailable_and_the_exclude_label_move_the_ip() {
         }
     })
     .await;
+    let status = match &excluded {
+        Ok(node) => status_becomes(&cluster, ns.name(), "web", node, &[]).await,
+        Err(e) => Err(e.to_string()),
+    };
     nodes
         .patch(&first, &PatchParams::default(), &Patch::Merge(&label(None)))
         .await
         .unwrap();
-    let excluded = excluded.unwrap();
-    status_is(&cluster, ns.name(), "web", &excluded, &[]).await;
+    excluded.unwrap();
+    status.unwrap();
     assert_eq!(owner(ip).await, first, "back once the label is gone");
 }
 

@@ -220,17 +220,15 @@ async fn core_settings(client: &Client, args: &Args, namespace: String) -> core:
     let pod = async {
         let name = args.pod_name.as_deref().filter(|n| !n.is_empty())?;
         let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-        observe::read_owner(api, name, pod_owner).await
+        observe::read_owner(api, name, pod_owner).await.reference()
     };
     let memberlist = async {
         if args.ml_secret_name.is_empty() {
             return None;
         }
         let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-        Some(core::Memberlist {
-            name: args.ml_secret_name.clone(),
-            owner: observe::read_owner(api, &args.deployment, memberlist::deployment_owner).await,
-        })
+        let owner = observe::read_owner(api, &args.deployment, memberlist::deployment_owner).await;
+        memberlist::settings(&args.ml_secret_name, &args.deployment, owner)
     };
     let (state_owner, memberlist) = tokio::join!(pod, memberlist);
     core::Settings {

@@ -12,6 +12,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use metallb_api::constants::names;
 
+use crate::core::Memberlist;
+use crate::observe::Owner;
+
 /// The Secret holding `key`.
 pub fn secret(namespace: &str, name: &str, owner: Option<&OwnerReference>, key: &str) -> Secret {
     Secret {
@@ -29,6 +32,40 @@ pub fn secret(namespace: &str, name: &str, owner: Option<&OwnerReference>, key: 
             .into(),
         ),
         ..Default::default()
+    }
+}
+
+/// What the core is told to create, given what the start-up read of the controller Deployment
+/// (`deployment`) found. A Deployment that does not exist means MetalLB is being uninstalled
+/// (this pod started, or restarted, after its Deployment was deleted): no Secret then, for one
+/// without an owner would outlive the install, and no speaker is left to need it. A Deployment
+/// that could not be read gets a Secret without an owner: speakers need the key to start, and
+/// the operator's finalizer deletes the Secret on uninstall.
+pub fn settings(name: &str, deployment: &str, owner: Owner) -> Option<Memberlist> {
+    match owner {
+        Owner::Found(owner) => Some(Memberlist {
+            name: name.to_string(),
+            owner: Some(owner),
+        }),
+        Owner::Missing => {
+            tracing::warn!(
+                secret = name,
+                deployment,
+                "the controller Deployment does not exist (MetalLB is being uninstalled?): the memberlist Secret will not be created"
+            );
+            None
+        }
+        Owner::Unreadable => {
+            tracing::warn!(
+                secret = name,
+                deployment,
+                "the controller Deployment could not be read: the memberlist Secret, if created, has no owner"
+            );
+            Some(Memberlist {
+                name: name.to_string(),
+                owner: None,
+            })
+        }
     }
 }
 
@@ -68,6 +105,26 @@ mod tests {
             .unwrap();
         assert_eq!(bytes.len(), 16);
         assert_ne!(super::key().unwrap(), key);
+    }
+
+    #[test]
+    fn a_missing_deployment_means_no_secret_an_unreadable_one_a_secret_without_owner() {
+        let owner = deployment_owner("controller", "u-1");
+        assert_eq!(
+            settings("memberlist", "controller", Owner::Found(owner.clone())),
+            Some(Memberlist {
+                name: "memberlist".into(),
+                owner: Some(owner)
+            })
+        );
+        assert_eq!(settings("memberlist", "controller", Owner::Missing), None);
+        assert_eq!(
+            settings("memberlist", "controller", Owner::Unreadable),
+            Some(Memberlist {
+                name: "memberlist".into(),
+                owner: None
+            })
+        );
     }
 
     #[test]

@@ -175,14 +175,35 @@ where
     reader
 }
 
+/// What the start-up read of an object that should own others found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owner {
+    /// It exists: a reference to it.
+    Found(OwnerReference),
+    /// The API server says it does not exist (being deleted, or this process runs outside it).
+    Missing,
+    /// It could not be read (every retry failed).
+    Unreadable,
+}
+
+impl Owner {
+    /// The reference, if the owner was found.
+    pub fn reference(self) -> Option<OwnerReference> {
+        match self {
+            Owner::Found(r) => Some(r),
+            Owner::Missing | Owner::Unreadable => None,
+        }
+    }
+}
+
 /// Reads the object `name` once, at start-up, for an owner reference to it (`owner` makes it
-/// from the name and uid). A missing object gives none at once; other failures are retried a
-/// few times (1 s, 2 s, 4 s, 8 s), then the object goes without an owner.
+/// from the name and uid). A missing object is reported at once; other failures are retried a
+/// few times (1 s, 2 s, 4 s, 8 s), then reported as unreadable.
 pub async fn read_owner<K>(
     api: Api<K>,
     name: &str,
     owner: fn(&str, &str) -> OwnerReference,
-) -> Option<OwnerReference>
+) -> Owner
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
@@ -190,10 +211,14 @@ where
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=5 {
         match api.get_opt(name).await {
-            Ok(Some(o)) => return o.uid().map(|uid| owner(name, &uid)),
+            Ok(Some(o)) => {
+                return o
+                    .uid()
+                    .map_or(Owner::Missing, |uid| Owner::Found(owner(name, &uid)));
+            }
             Ok(None) => {
-                tracing::warn!(kind, name, "not found: objects it should own get no owner");
-                return None;
+                tracing::warn!(kind, name, "not found");
+                return Owner::Missing;
             }
             Err(e) if attempt < 5 => {
                 tracing::warn!(kind, name, error = %e, retry_in = ?delay, "failed to read");
@@ -201,11 +226,11 @@ where
                 delay *= 2;
             }
             Err(e) => {
-                tracing::warn!(kind, name, error = %e, "failed to read: objects it should own get no owner");
+                tracing::warn!(kind, name, error = %e, "failed to read, giving up");
             }
         }
     }
-    None
+    Owner::Unreadable
 }
 
 #[cfg(test)]

@@ -300,6 +300,33 @@ pub async fn prune(
     Ok(deleted)
 }
 
+/// Deletes the speakers' memberlist Secret, once the controller that creates it has stopped.
+/// It is owned by the controller Deployment and goes with it; this catches the one a
+/// controller created without an owner (its Deployment could not be read). Returns whether
+/// there was one.
+pub async fn delete_memberlist_secret(
+    client: &Client,
+    metrics: &Metrics,
+    namespace: &str,
+) -> Result<bool, Error> {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    match api
+        .delete(names::MEMBERLIST_SECRET, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => {
+            metrics.write("delete", "Secret");
+            Ok(true)
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(source) => Err(Error::Delete {
+            kind: "Secret".into(),
+            name: names::MEMBERLIST_SECRET.into(),
+            source,
+        }),
+    }
+}
+
 /// Deletes every cluster-scoped object created for this MetalLB resource (namespaced ones are
 /// garbage-collected through their owner reference). Used by the finalizer; lists from the API
 /// rather than the watch caches, so that nothing is left behind.

@@ -451,7 +451,8 @@ async fn probe_webhooks(ctx: &Context) -> Result<(), String> {
 }
 
 /// The MetalLB resource is being deleted: namespaced objects go with it (owner references);
-/// cluster-scoped ones and the Pod Security labels are removed here.
+/// cluster-scoped ones, the speakers' memberlist Secret and the Pod Security labels are removed
+/// here.
 ///
 /// First the controller is stopped, and the finalizer stays until its pods are gone (at most
 /// [`CONTROLLER_STOP_GRACE`]): the Role it needs to release its Lease is garbage-collected with
@@ -509,9 +510,15 @@ async fn cleanup(
         |s| s.manage_pod_security,
     );
     let result = async {
-        let deleted = apply::delete_cluster_scoped(&ctx.client, &ctx.metrics, &ctx.namespace)
+        let mut deleted = apply::delete_cluster_scoped(&ctx.client, &ctx.metrics, &ctx.namespace)
             .await
             .map_err(|e| e.to_string())?;
+        if apply::delete_memberlist_secret(&ctx.client, &ctx.metrics, &ctx.namespace)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            deleted += 1;
+        }
         podsecurity::release(&ctx.client, &ctx.metrics, &ctx.namespace, managed)
             .await
             .map_err(|e| e.to_string())?;

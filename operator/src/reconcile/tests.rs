@@ -346,6 +346,10 @@ async fn deleting_the_resource_removes_the_cluster_scoped_objects_and_drops_the_
             deleted("metallb-webhook-configuration"),
         ),
         call(
+            "DELETE /api/v1/namespaces/metallb-system/secrets/memberlist?",
+            deleted("memberlist"),
+        ),
+        call(
             "PATCH /api/v1/namespaces/metallb-system?&force=true&fieldManager=metallb-operator-podsecurity",
             |body: &Value| {
                 assert_eq!(

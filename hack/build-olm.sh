@@ -91,9 +91,9 @@ build() {
 		tags=json1
 		ldflags+=" -X github.com/operator-framework/operator-lifecycle-manager/pkg/version.OLMVersion=$(olm_version)"
 	fi
-	# -p: the machines have 2 cores shared by several engineers; nice keeps the others going.
+	# Both cores (GO_BUILD_JOBS to change it); nice keeps the machine responsive meanwhile.
 	# Renamed into place so that a running binary is never replaced by a half-written file.
-	gorun nice -n 19 go build -p "${GO_BUILD_JOBS:-1}" -trimpath ${tags:+-tags "$tags"} \
+	gorun nice -n 19 go build -p "${GO_BUILD_JOBS:-2}" -trimpath ${tags:+-tags "$tags"} \
 		-ldflags "$ldflags" -o "$out.tmp" "$pkg"
 	mv -f "$out.tmp" "$out"
 	report built "${out#"$root"/}" "$t0"

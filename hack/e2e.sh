@@ -25,13 +25,43 @@ teardown() {
 		"$root/hack/local-down.sh" || true
 	fi
 }
-trap teardown EXIT
+# The previous release's build, when it runs in the background (see below).
+previous_pid=""
+previous_log="$root/.local/previous/build.log"
+stop_previous() {
+	if [[ -n "$previous_pid" ]] && kill -0 "$previous_pid" 2>/dev/null; then
+		kill -TERM -- "-$previous_pid" 2>/dev/null || kill -TERM "$previous_pid" 2>/dev/null || true
+		wait "$previous_pid" 2>/dev/null || true
+	fi
+}
+trap 'stop_previous; teardown' EXIT
 trap 'exit 130' INT TERM
 
 start=$(date +%s)
 status=0
 # shellcheck disable=SC2206 # a list of words
 cycles=(${E2E_CYCLES:-kustomize olm})
+
+# The olm cycle's upgrade tests start from the previous release, whose images are built from
+# its commit (hack/previous-release.sh: ≈ 9 min cold, a few seconds when already built). When
+# the kustomize cycle runs first, that build runs meanwhile in the background, once its cluster
+# is up (local-up.sh's own builds must not wait for the cargo lock it holds), in its own session
+# whose scheduling group has nice 19 (/proc/self/autogroup): a lower weight than the cluster's
+# processes and the tests, so it takes the CPU they leave idle instead of slowing them down.
+# The tests build nothing in release mode meanwhile.
+previous_in_background=0
+if [[ " ${cycles[*]} " == *" olm "* && "${cycles[0]}" != olm ]] &&
+	[[ -z "${E2E_SUITES:-}" || " $E2E_SUITES " == *" olm "* ]]; then
+	previous_in_background=1
+fi
+start_previous() {
+	mkdir -p "$(dirname "$previous_log")"
+	echo "e2e: building the previous release in the background (log: ${previous_log#"$root"/})"
+	setsid bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null || true; exec nice -n 19 "$0" build' \
+		"$root/hack/previous-release.sh" >"$previous_log" 2>&1 &
+	previous_pid=$!
+	previous_in_background=0
+}
 for cycle in "${cycles[@]}"; do
 	cycle_start=$(date +%s)
 	suites=()
@@ -61,10 +91,27 @@ for cycle in "${cycles[@]}"; do
 	if [[ "$cycle" == olm ]]; then
 		# The upgrade tests start from the previous release: the nodes pull its images from the
 		# local registry, so they are built (once; reused while that release's commit is the same).
-		"$root/hack/previous-release.sh" build
+		if [[ -n "$previous_pid" ]]; then
+			wait_start=$(date +%s)
+			echo "e2e: waiting for the previous release's background build"
+			previous_status=0
+			wait "$previous_pid" || previous_status=$?
+			previous_pid=""
+			tail -n 3 "$previous_log" | sed 's/^/  /'
+			echo "e2e: the previous release's build ended with $previous_status after waiting $(($(date +%s) - wait_start))s"
+			if ((previous_status != 0)); then
+				echo "e2e: the previous release's build failed (log: ${previous_log#"$root"/}):" >&2
+				tail -n 30 "$previous_log" >&2
+				status=1
+				continue
+			fi
+		else
+			"$root/hack/previous-release.sh" build
+		fi
 		MLB_INSTALL=olm "$root/hack/local-up.sh"
 	else
 		"$root/hack/local-up.sh"
+		((previous_in_background == 0)) || start_previous
 	fi
 	down_done=0
 	cargo test --quiet --no-fail-fast -p metallb-e2e "${args[@]}" -- --ignored --test-threads=1 "$@" || status=$?

@@ -16,6 +16,7 @@
 //! - [`vty`], [`stats`]: FRR's BGP and BFD counters for the metrics.
 
 pub mod config;
+pub mod delta;
 pub mod reload;
 pub mod sidecar;
 pub mod stats;

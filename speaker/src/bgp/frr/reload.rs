@@ -67,6 +67,9 @@ pub struct Answer {
 pub struct Send {
     pub text: String,
     pub digest: String,
+    /// The same change as a script on top of what FRR runs, when it is only advertised
+    /// prefixes ([`super::delta`]); the reloader falls back to `text` if the script fails.
+    pub delta: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,8 +80,16 @@ struct Desired {
 
 #[derive(Debug, Clone)]
 struct InFlight {
+    text: String,
     digest: String,
     deadline: Instant,
+}
+
+/// What FRR runs, as far as we know: a configuration it applied on our request.
+#[derive(Debug, Clone)]
+struct Applied {
+    text: String,
+    digest: String,
 }
 
 /// The reload state of one speaker.
@@ -90,7 +101,7 @@ pub struct Reloads {
     send_at: Option<Instant>,
     in_flight: Option<InFlight>,
     /// What FRR runs, as far as we know.
-    applied: Option<String>,
+    applied: Option<Applied>,
     /// A configuration FRR refused as invalid: not sent again.
     refused: Option<String>,
     backoff: Duration,
@@ -120,7 +131,7 @@ impl Reloads {
 
     /// The digest of what FRR runs, if known.
     pub fn applied(&self) -> Option<&str> {
-        self.applied.as_deref()
+        self.applied.as_ref().map(|a| a.digest.as_str())
     }
 
     /// The configuration FRR should run from now on.
@@ -143,18 +154,24 @@ impl Reloads {
         }
         let desired = self.desired.as_ref()?;
         self.send_at = None;
-        if self.applied.as_deref() == Some(desired.digest.as_str())
+        if self.applied() == Some(desired.digest.as_str())
             || self.refused.as_deref() == Some(desired.digest.as_str())
         {
             return None;
         }
         self.in_flight = Some(InFlight {
+            text: desired.text.clone(),
             digest: desired.digest.clone(),
             deadline: now + ANSWER_TIMEOUT,
         });
+        let delta = self
+            .applied
+            .as_ref()
+            .and_then(|a| super::delta::between(&a.text, &desired.text, &a.digest));
         Some(Send {
             text: desired.text.clone(),
             digest: desired.digest.clone(),
+            delta,
         })
     }
 
@@ -173,17 +190,21 @@ impl Reloads {
 
     /// The sidecar answered.
     pub fn answered(&mut self, answer: Answer, now: Instant) {
-        let Some(in_flight) = &self.in_flight else {
-            return;
-        };
-        if in_flight.digest != answer.digest {
+        if self
+            .in_flight
+            .as_ref()
+            .is_none_or(|f| f.digest != answer.digest)
+        {
             return;
         }
-        self.in_flight = None;
+        let in_flight = self.in_flight.take().expect("checked above");
         self.unreachable_since = None;
         match answer.outcome {
             Outcome::Applied => {
-                self.applied = Some(answer.digest);
+                self.applied = Some(Applied {
+                    text: in_flight.text,
+                    digest: in_flight.digest,
+                });
                 self.refused = None;
                 self.problem = None;
                 self.backoff = RETRY_MIN;
@@ -265,7 +286,8 @@ mod tests {
             r.poll(now + ms(50)),
             Some(Send {
                 text: "a".into(),
-                digest: digest("a")
+                digest: digest("a"),
+                delta: None,
             })
         );
         assert!(r.waiting());
@@ -273,6 +295,53 @@ mod tests {
         assert_eq!(r.applied(), Some(digest("a").as_str()));
         assert_eq!(r.problem(), None);
         assert_eq!(r.poll(now + ms(400)), None);
+    }
+
+    #[test]
+    fn a_change_of_prefixes_only_comes_with_a_script_on_top_of_what_frr_applied() {
+        let now = t0();
+        let conf = |p: &str| {
+            format!(
+                "ip prefix-list n-allowed-ipv4 permit {p}\nrouter bgp 64512\n address-family ipv4 unicast\n  network {p}\n  neighbor n activate\n exit-address-family\nexit\n"
+            )
+        };
+        let (a, b, c) = (
+            conf("192.0.2.10/32"),
+            conf("192.0.2.11/32"),
+            conf("192.0.2.12/32"),
+        );
+        let mut r = Reloads::new(ms(50));
+        r.desire(a.clone(), now);
+        let first = r.poll(now + ms(50)).unwrap();
+        assert_eq!(first.delta, None, "nothing applied yet: the whole file");
+        r.desire(b.clone(), now + ms(60));
+        r.answered(applied(&digest(&a)), now + ms(500));
+        let second = r.poll(now + ms(500)).unwrap();
+        let script = second.delta.expect("only prefixes changed");
+        assert!(
+            script.starts_with(&format!("! base {}\n", digest(&a))),
+            "{script}"
+        );
+        assert!(
+            script.contains("  no network 192.0.2.10/32\n  network 192.0.2.11/32\n"),
+            "{script}"
+        );
+        // FRR failed to apply b and went back to a: the next script is still on top of a.
+        r.answered(
+            Answer {
+                digest: digest(&b),
+                outcome: Outcome::Failed("vtysh exited with 2".into()),
+            },
+            now + ms(600),
+        );
+        r.desire(c.clone(), now + ms(700));
+        let third = r.poll(now + ms(1600)).unwrap();
+        assert!(
+            third
+                .delta
+                .unwrap()
+                .starts_with(&format!("! base {}\n", digest(&a)))
+        );
     }
 
     #[test]

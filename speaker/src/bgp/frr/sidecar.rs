@@ -7,7 +7,8 @@
 //! | file | written by | content |
 //! |---|---|---|
 //! | `frr.conf` | speaker | the whole configuration, replaced atomically (written aside, renamed) |
-//! | `reload` | reloader creates it | a FIFO; the speaker writes one line to ask for a reload |
+//! | `frr.delta` | speaker | when only advertised prefixes changed: the `vtysh -f` script from the configuration applied last (first line `! base <its sha256>`) to `frr.conf` |
+//! | `reload` | reloader creates it | a FIFO; the speaker writes one line to ask for a reload: `delta` (try `frr.delta`, then the whole file if it fails or its base is not what FRR runs) or `reload` (the whole file) |
 //! | `status` | reloader | after each request: `<sha256 of the file> ok\|invalid\|failed`, then FRR's messages |
 //!
 //! A FIFO needs no shared process namespace and no PID file (MetalLB signals the reloader's
@@ -31,6 +32,8 @@ pub const ANSWER_POLL: Duration = Duration::from_millis(20);
 pub const FIFO: &str = "reload";
 /// The status file's name in the shared directory.
 pub const STATUS: &str = "status";
+/// The prefixes-only script's name in the shared directory.
+pub const DELTA: &str = "frr.delta";
 
 /// The shared directory's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,7 @@ pub struct Paths {
     pub config: PathBuf,
     pub fifo: PathBuf,
     pub status: PathBuf,
+    pub delta: PathBuf,
 }
 
 impl Paths {
@@ -48,6 +52,7 @@ impl Paths {
             config: config.to_path_buf(),
             fifo: dir.join(FIFO),
             status: dir.join(STATUS),
+            delta: dir.join(DELTA),
         }
     }
 }
@@ -62,15 +67,27 @@ pub enum RequestError {
     Write { path: String, message: String },
 }
 
-/// Writes the configuration and asks the reloader to apply it.
-pub fn request(paths: &Paths, text: &str) -> Result<(), RequestError> {
+/// Writes the configuration (and the prefixes-only script, if any) and asks the reloader to
+/// apply it.
+pub fn request(paths: &Paths, text: &str, delta: Option<&str>) -> Result<(), RequestError> {
     let write_err = |path: &Path, e: std::io::Error| RequestError::Write {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let aside = paths.config.with_extension("conf.new");
-    std::fs::write(&aside, text).map_err(|e| write_err(&aside, e))?;
-    std::fs::rename(&aside, &paths.config).map_err(|e| write_err(&paths.config, e))?;
+    let replace = |path: &Path, content: &str| {
+        let aside = path.with_extension("new");
+        std::fs::write(&aside, content).map_err(|e| write_err(&aside, e))?;
+        std::fs::rename(&aside, path).map_err(|e| write_err(path, e))
+    };
+    replace(&paths.config, text)?;
+    match delta {
+        Some(script) => replace(&paths.delta, script)?,
+        None => match std::fs::remove_file(&paths.delta) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(&paths.delta, e)),
+        },
+    }
     let mut fifo = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -81,8 +98,12 @@ pub fn request(paths: &Paths, text: &str) -> Result<(), RequestError> {
             }
             _ => write_err(&paths.fifo, e),
         })?;
-    fifo.write_all(b"reload\n")
-        .map_err(|e| write_err(&paths.fifo, e))
+    let line: &[u8] = if delta.is_some() {
+        b"delta\n"
+    } else {
+        b"reload\n"
+    };
+    fifo.write_all(line).map_err(|e| write_err(&paths.fifo, e))
 }
 
 /// The reloader's answer in the status file's text.
@@ -123,11 +144,12 @@ pub async fn run(
     loop {
         let now = Instant::now();
         if let Some(send) = reloads.poll(now.into_std()) {
-            match request(&paths, &send.text) {
+            match request(&paths, &send.text, send.delta.as_deref()) {
                 Ok(()) => {
                     tracing::debug!(
                         digest = send.digest,
                         config = send.text,
+                        delta = send.delta,
                         "asked the FRR sidecar to apply the configuration"
                     );
                     sent_at = Some(now);
@@ -246,6 +268,7 @@ mod tests {
                 config: "/etc/frr_reloader/frr.conf".into(),
                 fifo: "/etc/frr_reloader/reload".into(),
                 status: "/etc/frr_reloader/status".into(),
+                delta: "/etc/frr_reloader/frr.delta".into(),
             }
         );
     }
@@ -255,7 +278,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mlb-frr-sidecar-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let paths = Paths::beside(&dir.join("frr.conf"));
-        let result = request(&paths, "hostname node-1\n");
+        std::fs::write(&paths.delta, "! base 00\n").unwrap();
+        let result = request(&paths, "hostname node-1\n", None);
         assert_eq!(
             result,
             Err(RequestError::Unreachable(paths.fifo.display().to_string()))
@@ -263,6 +287,16 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&paths.config).unwrap(),
             "hostname node-1\n"
+        );
+        assert!(
+            !paths.delta.exists(),
+            "a stale script is never left for the reloader"
+        );
+        let result = request(&paths, "hostname node-2\n", Some("! base 01\n"));
+        assert!(matches!(result, Err(RequestError::Unreachable(_))));
+        assert_eq!(
+            std::fs::read_to_string(&paths.delta).unwrap(),
+            "! base 01\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -46,6 +46,13 @@ use crate::bgp::session::{Route, families_for};
 
 /// Route-map entry numbers of the two entries that permit what a neighbor may get, after every
 /// `on-match next` entry.
+/// FRR's connect-retry timer (`neighbor X timers connect N`) when the BGPPeer sets no
+/// `connectTime`. FRR's own default is 120 s, and MetalLB's FRR mode leaves it: a session that
+/// dropped (a cut link, a router restart) then waits up to two minutes for the next attempt
+/// when the router only listens (dynamic neighbors, `bgp listen range`), as many ToR setups
+/// do. Our decision: 10 s, the native backend's connect time; a node is back in the router's
+/// paths within seconds of its link coming back.
+pub const DEFAULT_CONNECT_RETRY: i64 = 10;
 pub const ALLOWED_V4_ENTRY: u32 = 65534;
 pub const ALLOWED_V6_ENTRY: u32 = 65535;
 
@@ -426,7 +433,7 @@ fn neighbor(peer: &Peer) -> Result<Neighbor, RenderError> {
         timers: seconds(&peer.keepalive_time)
             .zip(seconds(&peer.hold_time))
             .map(|(keepalive, hold)| Timers { keepalive, hold }),
-        connect_time: seconds(&peer.connect_time),
+        connect_time: Some(seconds(&peer.connect_time).unwrap_or(DEFAULT_CONNECT_RETRY)),
         password,
         update_source: peer.source_address.map(|a| a.to_string()),
         graceful_restart: peer.graceful_restart,

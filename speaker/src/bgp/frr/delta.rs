@@ -21,7 +21,7 @@
 //!   `! base <sha256>`): the reloader uses it only when that is what it applied last, and falls
 //!   back to the whole file when the script fails (docs/speaker.md, "FRR mode").
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// One line of the configuration with the context blocks it sits in (outermost first).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -124,6 +124,51 @@ pub fn between(applied: &str, desired: &str, base: &str) -> Option<String> {
         script.push_str(&format!("no {}\n", e.line));
     }
     Some(script)
+}
+
+/// The sessions to reset once `desired` is applied on top of `applied`: the neighbors of both
+/// whose timers (hold time, keepalive) or graceful-restart setting changed. FRR takes those
+/// only when a session is established, so without a reset a BGPPeer changed (or deleted and
+/// created again in one reload) from `holdTime: 90s` to `3s` keeps a 90 s session for as long
+/// as it lasts: the native backend restarts a changed session, and so does this. Each item is
+/// what follows `clear bgp` in vtysh: the neighbor, after `vrf NAME` for a VRF's router.
+pub fn sessions_to_reset(applied: &str, desired: &str) -> Vec<String> {
+    // (router header, neighbor) → its session lines; present only for configured neighbors.
+    fn sessions(text: &str) -> BTreeMap<(&str, &str), BTreeSet<&str>> {
+        let entries = entries(text);
+        let mut out: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+        for e in &entries {
+            let [router] = e.context.as_slice() else {
+                continue;
+            };
+            let mut words = e.line.split_whitespace();
+            let (Some("neighbor"), Some(peer), Some(what)) =
+                (words.next(), words.next(), words.next())
+            else {
+                continue;
+            };
+            let configured =
+                what == "remote-as" || (what == "interface" && e.line.contains(" remote-as "));
+            let session = (what == "timers" && words.next() != Some("connect"))
+                || what.starts_with("graceful-restart");
+            if configured || session {
+                let lines = out.entry((router, peer)).or_default();
+                if session {
+                    lines.insert(e.line);
+                }
+            }
+        }
+        out
+    }
+    let before = sessions(applied);
+    sessions(desired)
+        .into_iter()
+        .filter(|(key, lines)| before.get(key).is_some_and(|old| old != lines))
+        .map(|((router, peer), _)| match router.split_once(" vrf ") {
+            Some((_, vrf)) => format!("vrf {vrf} {peer}"),
+            None => peer.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -280,6 +325,45 @@ no ipv6 prefix-list 192.0.2.1-allowed-ipv6 deny any
                 "router bgp 64512 vrf red\n address-family ipv4 unicast\n  network 203.0.113.5/32\n"
             ),
             "{script}"
+        );
+    }
+
+    #[test]
+    fn a_neighbor_whose_hold_time_changed_is_reset_one_whose_policy_changed_is_not() {
+        let old = config(&["203.0.113.200/32"], &[])
+            .replace(" neighbor 192.0.2.1 remote-as 64500\n", " neighbor 192.0.2.1 remote-as 64500\n neighbor 192.0.2.1 timers 30 90\n neighbor 192.0.2.1 bfd\n");
+        let shorter = old
+            .replace("timers 30 90", "timers 1 3")
+            .replace(" neighbor 192.0.2.1 bfd\n", "");
+        assert_eq!(
+            sessions_to_reset(&old, &shorter),
+            vec!["192.0.2.1".to_string()]
+        );
+        let default = old.replace(" neighbor 192.0.2.1 timers 30 90\n", "");
+        assert_eq!(
+            sessions_to_reset(&old, &default),
+            vec!["192.0.2.1".to_string()]
+        );
+        let graceful = old.replace(
+            " neighbor 192.0.2.1 bfd\n",
+            " neighbor 192.0.2.1 bfd\n neighbor 192.0.2.1 graceful-restart\n",
+        );
+        assert_eq!(
+            sessions_to_reset(&old, &graceful),
+            vec!["192.0.2.1".to_string()]
+        );
+        // BFD, the connect timer, the prefixes, a community: applied live, no reset.
+        let live = config(&["203.0.113.201/32"], &[])
+            .replace(" neighbor 192.0.2.1 remote-as 64500\n", " neighbor 192.0.2.1 remote-as 64500\n neighbor 192.0.2.1 timers 30 90\n neighbor 192.0.2.1 timers connect 5\n")
+            .replace("65000:1 additive", "65000:2 additive");
+        assert_eq!(sessions_to_reset(&old, &live), Vec::<String>::new());
+        // A neighbor that is new, or gone, has no session to reset.
+        let other = old.replace("192.0.2.1", "192.0.2.2");
+        assert_eq!(sessions_to_reset(&old, &other), Vec::<String>::new());
+        let vrf = |t: &str| t.replace("router bgp 64512\n", "router bgp 64512 vrf red\n");
+        assert_eq!(
+            sessions_to_reset(&vrf(&old), &vrf(&shorter)),
+            vec!["vrf red 192.0.2.1".to_string()]
         );
     }
 

@@ -70,6 +70,8 @@ pub struct Send {
     /// The same change as a script on top of what FRR runs, when it is only advertised
     /// prefixes ([`super::delta`]); the reloader falls back to `text` if the script fails.
     pub delta: Option<String>,
+    /// The sessions to reset once it is applied ([`super::delta::sessions_to_reset`]).
+    pub resets: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,10 +170,16 @@ impl Reloads {
             .applied
             .as_ref()
             .and_then(|a| super::delta::between(&a.text, &desired.text, &a.digest));
+        let resets = self
+            .applied
+            .as_ref()
+            .map(|a| super::delta::sessions_to_reset(&a.text, &desired.text))
+            .unwrap_or_default();
         Some(Send {
             text: desired.text.clone(),
             digest: desired.digest.clone(),
             delta,
+            resets,
         })
     }
 
@@ -288,6 +296,7 @@ mod tests {
                 text: "a".into(),
                 digest: digest("a"),
                 delta: None,
+                resets: vec![],
             })
         );
         assert!(r.waiting());

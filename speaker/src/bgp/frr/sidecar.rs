@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `frr.conf` | speaker | the whole configuration, replaced atomically (written aside, renamed) |
 //! | `frr.delta` | speaker | when only advertised prefixes changed: the `vtysh -f` script from the configuration applied last (first line `! base <its sha256>`) to `frr.conf` |
+//! | `frr.reset` | speaker | the sessions to reset once `frr.conf` is applied, one `clear bgp` target per line (`192.0.2.1`, `vrf red 192.0.2.2`): those whose timers or graceful restart changed |
 //! | `reload` | reloader creates it | a FIFO; the speaker writes one line to ask for a reload: `delta` (try `frr.delta`, then the whole file if it fails or its base is not what FRR runs) or `reload` (the whole file) |
 //! | `status` | reloader | after each request: `<sha256 of the file> ok\|invalid\|failed`, then FRR's messages |
 //!
@@ -24,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::reload::{Answer, Outcome, Reloads};
+use super::reload::{Answer, Outcome, Reloads, Send};
 
 /// How often the status file is read while a reload is under way.
 pub const ANSWER_POLL: Duration = Duration::from_millis(20);
@@ -34,6 +35,8 @@ pub const FIFO: &str = "reload";
 pub const STATUS: &str = "status";
 /// The prefixes-only script's name in the shared directory.
 pub const DELTA: &str = "frr.delta";
+/// The name of the list of sessions to reset, in the shared directory.
+pub const RESET: &str = "frr.reset";
 
 /// The shared directory's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,7 @@ pub struct Paths {
     pub fifo: PathBuf,
     pub status: PathBuf,
     pub delta: PathBuf,
+    pub reset: PathBuf,
 }
 
 impl Paths {
@@ -53,6 +57,7 @@ impl Paths {
             fifo: dir.join(FIFO),
             status: dir.join(STATUS),
             delta: dir.join(DELTA),
+            reset: dir.join(RESET),
         }
     }
 }
@@ -67,9 +72,10 @@ pub enum RequestError {
     Write { path: String, message: String },
 }
 
-/// Writes the configuration (and the prefixes-only script, if any) and asks the reloader to
-/// apply it.
-pub fn request(paths: &Paths, text: &str, delta: Option<&str>) -> Result<(), RequestError> {
+/// Writes the configuration (with the prefixes-only script and the sessions to reset, if any)
+/// and asks the reloader to apply it.
+pub fn request(paths: &Paths, send: &Send) -> Result<(), RequestError> {
+    let (text, delta) = (send.text.as_str(), send.delta.as_deref());
     let write_err = |path: &Path, e: std::io::Error| RequestError::Write {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -79,14 +85,21 @@ pub fn request(paths: &Paths, text: &str, delta: Option<&str>) -> Result<(), Req
         std::fs::write(&aside, content).map_err(|e| write_err(&aside, e))?;
         std::fs::rename(&aside, path).map_err(|e| write_err(path, e))
     };
+    let remove = |path: &Path| match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(write_err(path, e)),
+    };
     replace(&paths.config, text)?;
     match delta {
         Some(script) => replace(&paths.delta, script)?,
-        None => match std::fs::remove_file(&paths.delta) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(write_err(&paths.delta, e)),
-        },
+        None => remove(&paths.delta)?,
+    }
+    if send.resets.is_empty() {
+        remove(&paths.reset)?;
+    } else {
+        let list: String = send.resets.iter().map(|r| format!("{r}\n")).collect();
+        replace(&paths.reset, &list)?;
     }
     let mut fifo = std::fs::OpenOptions::new()
         .write(true)
@@ -144,7 +157,7 @@ pub async fn run(
     loop {
         let now = Instant::now();
         if let Some(send) = reloads.poll(now.into_std()) {
-            match request(&paths, &send.text, send.delta.as_deref()) {
+            match request(&paths, &send) {
                 Ok(()) => {
                     tracing::debug!(
                         digest = send.digest,
@@ -152,6 +165,12 @@ pub async fn run(
                         delta = send.delta,
                         "asked the FRR sidecar to apply the configuration"
                     );
+                    if !send.resets.is_empty() {
+                        tracing::info!(
+                            sessions = ?send.resets,
+                            "their timers or graceful restart changed: FRR resets them once the configuration is applied"
+                        );
+                    }
                     sent_at = Some(now);
                 }
                 Err(RequestError::Unreachable(why)) => {
@@ -269,6 +288,7 @@ mod tests {
                 fifo: "/etc/frr_reloader/reload".into(),
                 status: "/etc/frr_reloader/status".into(),
                 delta: "/etc/frr_reloader/frr.delta".into(),
+                reset: "/etc/frr_reloader/frr.reset".into(),
             }
         );
     }
@@ -279,7 +299,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let paths = Paths::beside(&dir.join("frr.conf"));
         std::fs::write(&paths.delta, "! base 00\n").unwrap();
-        let result = request(&paths, "hostname node-1\n", None);
+        std::fs::write(&paths.reset, "192.0.2.9\n").unwrap();
+        let send = |text: &str, delta: Option<&str>, resets: &[&str]| Send {
+            text: text.into(),
+            digest: crate::bgp::frr::reload::digest(text),
+            delta: delta.map(str::to_string),
+            resets: resets.iter().map(|r| r.to_string()).collect(),
+        };
+        let result = request(&paths, &send("hostname node-1\n", None, &[]));
         assert_eq!(
             result,
             Err(RequestError::Unreachable(paths.fifo.display().to_string()))
@@ -292,11 +319,26 @@ mod tests {
             !paths.delta.exists(),
             "a stale script is never left for the reloader"
         );
-        let result = request(&paths, "hostname node-2\n", Some("! base 01\n"));
+        assert!(
+            !paths.reset.exists(),
+            "nor a stale list of sessions to reset"
+        );
+        let result = request(
+            &paths,
+            &send(
+                "hostname node-2\n",
+                Some("! base 01\n"),
+                &["192.0.2.1", "vrf red 192.0.2.2"],
+            ),
+        );
         assert!(matches!(result, Err(RequestError::Unreachable(_))));
         assert_eq!(
             std::fs::read_to_string(&paths.delta).unwrap(),
             "! base 01\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&paths.reset).unwrap(),
+            "192.0.2.1\nvrf red 192.0.2.2\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

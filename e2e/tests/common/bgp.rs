@@ -1067,6 +1067,73 @@ spec:
         }
     }
 
+    /// A BGPPeer whose hold time changes gets a session with the new hold time on the router
+    /// (FRR takes timers only when a session starts: FRR mode resets it, the native backend
+    /// restarts it); the sessions of the other BGPPeer are not touched.
+    pub async fn hold_time_change_reaches_the_router(backend: Backend) {
+        let (cluster, _cleanup) = setup(backend).await;
+        configure(&cluster, &router_peers()).await;
+        sessions_from(&NODES).await;
+        let hold = |family_v4: bool| -> Result<BTreeMap<String, u64>, String> {
+            let json = router_json("show bgp neighbors json")?;
+            Ok(json
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| {
+                    k.contains('.') == family_v4 && v["bgpState"].as_str() == Some("Established")
+                })
+                .filter_map(|(k, v)| Some((k.clone(), v["bgpTimerHoldTimeMsecs"].as_u64()?)))
+                .collect())
+        };
+        wait_for(
+            "the IPv4 sessions with MetalLB's 90 s hold time",
+            SETTLE,
+            || async {
+                let v4 = hold(true)?;
+                if v4.len() == NODES.len() && v4.values().all(|h| *h == 90_000) {
+                    Ok(())
+                } else {
+                    Err(format!("{v4:?}"))
+                }
+            },
+        )
+        .await
+        .unwrap();
+        let (before, read) = uptimes().unwrap();
+        cluster
+            .apply_yaml(None, &peer("router-v4", "192.0.2.1", "  holdTime: 9s"))
+            .await
+            .unwrap();
+        wait_for("the IPv4 sessions to hold 9 s", SETTLE, || async {
+            let v4 = hold(true)?;
+            if v4.len() == NODES.len() && v4.values().all(|h| *h == 9_000) {
+                Ok(())
+            } else {
+                Err(format!("{v4:?}"))
+            }
+        })
+        .await
+        .unwrap();
+        let (after, now) = uptimes().unwrap();
+        let elapsed = (now - read).as_millis() as u64;
+        for (peer, up) in before.iter().filter(|(p, _)| p.contains(':')) {
+            let later = after.get(peer).copied();
+            assert!(
+                later.is_some_and(|l| l + 1500 >= up + elapsed),
+                "the IPv6 session with {peer} was up {up} ms, then {later:?} ms {elapsed} ms later: it was reset"
+            );
+        }
+        assert_eq!(
+            hold(false)
+                .unwrap()
+                .values()
+                .filter(|h| **h == 90_000)
+                .count(),
+            NODES.len()
+        );
+    }
+
     /// With a BFDProfile on the BGPPeers and BFD on the router's peer group, the router's BFD
     /// sessions with every node, both families, come up, and the routes are there.
     pub async fn bfd_comes_up(backend: Backend) {

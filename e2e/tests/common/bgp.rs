@@ -1086,15 +1086,24 @@ spec:
                 .filter_map(|(k, v)| Some((k.clone(), v["bgpTimerHoldTimeMsecs"].as_u64()?)))
                 .collect())
         };
+        // The hold time without `holdTime`: 90 s natively (MetalLB's native default), FRR's own
+        // 180 s in FRR mode (MetalLB's FRR mode writes no timers then either).
+        let default_ms = match backend {
+            Backend::Native => 90_000,
+            Backend::Frr => 180_000,
+        };
         wait_for(
-            "the IPv4 sessions with MetalLB's 90 s hold time",
+            "the sessions with the default hold time",
             SETTLE,
             || async {
-                let v4 = hold(true)?;
-                if v4.len() == NODES.len() && v4.values().all(|h| *h == 90_000) {
+                let (v4, v6) = (hold(true)?, hold(false)?);
+                if v4.len() == NODES.len()
+                    && v6.len() == NODES.len()
+                    && v4.values().chain(v6.values()).all(|h| *h == default_ms)
+                {
                     Ok(())
                 } else {
-                    Err(format!("{v4:?}"))
+                    Err(format!("IPv4 {v4:?}, IPv6 {v6:?}"))
                 }
             },
         )
@@ -1128,9 +1137,10 @@ spec:
             hold(false)
                 .unwrap()
                 .values()
-                .filter(|h| **h == 90_000)
+                .filter(|h| **h == default_ms)
                 .count(),
-            NODES.len()
+            NODES.len(),
+            "the IPv6 sessions keep their hold time"
         );
     }
 

@@ -691,6 +691,20 @@ fn uptimes() -> Result<(BTreeMap<String, u64>, Instant), String> {
     Ok((up, read))
 }
 
+/// Asserts that each session of `before` (uptimes read at `read`) that `which` selects has been
+/// up since: for as long as it was then plus the time since.
+fn not_reset(before: &BTreeMap<String, u64>, read: Instant, which: impl Fn(&str) -> bool) {
+    let (after, now) = uptimes().unwrap();
+    let elapsed = (now - read).as_millis() as u64;
+    for (peer, up) in before.iter().filter(|(p, _)| which(p)) {
+        let later = after.get(peer).copied();
+        assert!(
+            later.is_some_and(|l| l + 1500 >= up + elapsed),
+            "the session with {peer} was up {up} ms, then {later:?} ms {elapsed} ms later: it was reset"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scenarios both backends pass
 
@@ -1055,16 +1069,7 @@ spec:
                 .unwrap();
             }
         }
-        // Each session has been up for as long as before plus the time since: none restarted.
-        let (after, now) = uptimes().unwrap();
-        let elapsed = (now - read).as_millis() as u64;
-        for (peer, up) in &before {
-            let later = after.get(peer).copied();
-            assert!(
-                later.is_some_and(|l| l + 1500 >= up + elapsed),
-                "the session with {peer} was up {up} ms, then {later:?} ms {elapsed} ms later: it was reset"
-            );
-        }
+        not_reset(&before, read, |_| true);
     }
 
     /// A BGPPeer whose hold time changes gets a session with the new hold time on the router
@@ -1124,15 +1129,7 @@ spec:
         })
         .await
         .unwrap();
-        let (after, now) = uptimes().unwrap();
-        let elapsed = (now - read).as_millis() as u64;
-        for (peer, up) in before.iter().filter(|(p, _)| p.contains(':')) {
-            let later = after.get(peer).copied();
-            assert!(
-                later.is_some_and(|l| l + 1500 >= up + elapsed),
-                "the IPv6 session with {peer} was up {up} ms, then {later:?} ms {elapsed} ms later: it was reset"
-            );
-        }
+        not_reset(&before, read, |peer| peer.contains(':'));
         assert_eq!(
             hold(false)
                 .unwrap()

@@ -277,27 +277,34 @@ pub async fn prune(
     let mut deleted = 0;
     for (kind, name) in objects {
         let k = kind_of(&json!({ "kind": kind }))?;
-        match k
-            .api(client, namespace)
-            .delete(name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {
-                deleted += 1;
-                metrics.write("delete", k.kind);
-                tracing::info!(kind = k.kind, name, "pruned");
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Delete {
-                    kind: k.kind.into(),
-                    name: name.clone(),
-                    source,
-                });
-            }
+        if delete_one(&k.api(client, namespace), metrics, k.kind, name).await? {
+            deleted += 1;
+            tracing::info!(kind = k.kind, name, "pruned");
         }
     }
     Ok(deleted)
+}
+
+/// Deletes one object in the background; one already gone is no error. Returns whether it
+/// was there.
+async fn delete_one(
+    api: &Api<DynamicObject>,
+    metrics: &Metrics,
+    kind: &str,
+    name: &str,
+) -> Result<bool, Error> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            metrics.write("delete", kind);
+            Ok(true)
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(source) => Err(Error::Delete {
+            kind: kind.into(),
+            name: name.into(),
+            source,
+        }),
+    }
 }
 
 /// Deletes the speakers' memberlist Secret, once the controller that creates it has stopped.
@@ -309,22 +316,9 @@ pub async fn delete_memberlist_secret(
     metrics: &Metrics,
     namespace: &str,
 ) -> Result<bool, Error> {
-    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
-    match api
-        .delete(names::MEMBERLIST_SECRET, &DeleteParams::background())
-        .await
-    {
-        Ok(_) => {
-            metrics.write("delete", "Secret");
-            Ok(true)
-        }
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
-        Err(source) => Err(Error::Delete {
-            kind: "Secret".into(),
-            name: names::MEMBERLIST_SECRET.into(),
-            source,
-        }),
-    }
+    let secrets = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+    let api = Api::namespaced_with(client.clone(), namespace, &secrets);
+    delete_one(&api, metrics, "Secret", names::MEMBERLIST_SECRET).await
 }
 
 /// Deletes every cluster-scoped object created for this MetalLB resource (namespaced ones are
@@ -347,20 +341,8 @@ pub async fn delete_cluster_scoped(
                 source,
             })?;
         for item in list.items {
-            let name = item.name_any();
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {
-                    deleted += 1;
-                    metrics.write("delete", k.kind);
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => {
-                    return Err(Error::Delete {
-                        kind: k.kind.into(),
-                        name,
-                        source,
-                    });
-                }
+            if delete_one(&api, metrics, k.kind, &item.name_any()).await? {
+                deleted += 1;
             }
         }
     }

@@ -1,12 +1,16 @@
-//! The fast path of a reload: when the new configuration differs from the one FRR runs only in
-//! the prefixes a speaker advertises, the change is a few `vtysh` lines instead of a whole
-//! `frr-reload.py` run. Pure: two configuration texts in, a script or "reload it whole" out.
+//! What a reload must do beyond applying the new file, from the file FRR applied last and the
+//! new one. Pure: two configuration texts in.
+//! - [`between`]: the fast path. When the new configuration differs only in the prefixes a
+//!   speaker advertises, the change is a few `vtysh` lines instead of a whole `frr-reload.py`
+//!   run.
+//! - [`sessions_to_reset`]: the neighbors whose session settings changed, which FRR applies
+//!   only to a new session.
 //!
 //! Why: assigning an IP changes two kinds of lines of the rendered file, a `network` statement
 //! in an `address-family` block and an entry of the `<neighbor>-allowed-*` (and community,
 //! local-preference) prefix lists. `frr-reload.py` re-reads FRR's running configuration twice,
-//! parses both files and spawns `vtysh` about ten times for that: 0.5–0.7 s of the 0.9 s an IP
-//! took to reach the router (docs/benchmarks.md). The script this module writes is applied by
+//! parses both files and spawns `vtysh` about ten times for that: most of the 1.3 s (p50) an
+//! IP took to reach the router (docs/benchmarks.md, 2026-12-06). The script this module writes is applied by
 //! one `vtysh -f` (≈ 70 ms).
 //!
 //! Decisions:

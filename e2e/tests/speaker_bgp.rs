@@ -74,6 +74,12 @@ async fn changing_an_advertisement_changes_the_routes_without_resetting_a_sessio
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn a_new_hold_time_reaches_the_router_without_touching_the_other_peers_sessions() {
+    scenarios::hold_time_change_reaches_the_router(NATIVE).await;
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
 async fn bfd_sessions_come_up_on_the_router() {
     scenarios::bfd_comes_up(NATIVE).await;
 }

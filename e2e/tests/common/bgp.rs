@@ -1073,11 +1073,9 @@ spec:
     }
 
     /// A BGPPeer whose hold time changes gets a session with the new hold time on the router
-    /// (FRR takes timers only when a session starts: FRR mode resets it); the sessions of the
-    /// other BGPPeer are not touched. Run for FRR mode only for now: with the native backend,
-    /// which redials at once after its Cease, one run in three left the router without an
-    /// Established session from one node for 60 s while that speaker logged the session up
-    /// (open on the native BGP issue).
+    /// (FRR takes timers only when a session starts: FRR mode resets it, the native backend
+    /// restarts it, dialling again after a pause: the router, with dynamic neighbors, may still
+    /// be removing the old session); the sessions of the other BGPPeer are not touched.
     pub async fn hold_time_change_reaches_the_router(backend: Backend) {
         let (cluster, _cleanup) = setup(backend).await;
         configure(&cluster, &router_peers()).await;

@@ -354,12 +354,16 @@ impl Handle {
     }
 }
 
-/// Starts the session on a task.
-pub fn spawn<C: Connector>(config: PeerConfig, connector: C) -> Handle {
+/// Starts the session on a task; its first connection attempt is `first_attempt_after` from now.
+pub fn spawn<C: Connector>(
+    config: PeerConfig,
+    connector: C,
+    first_attempt_after: Duration,
+) -> Handle {
     let (commands, rx) = mpsc::channel(16);
     let session = Session::new(config.session.clone());
     let (status_tx, status) = watch::channel(Status::of(&session, None));
-    let task = tokio::spawn(run(config, connector, rx, status_tx));
+    let task = tokio::spawn(run(config, connector, first_attempt_after, rx, status_tx));
     Handle {
         commands,
         status,
@@ -372,6 +376,7 @@ pub fn spawn<C: Connector>(config: PeerConfig, connector: C) -> Handle {
 pub async fn run<C: Connector>(
     config: PeerConfig,
     connector: C,
+    first_attempt_after: Duration,
     mut commands: mpsc::Receiver<Command>,
     status: watch::Sender<Status>,
 ) {
@@ -385,7 +390,7 @@ pub async fn run<C: Connector>(
     let mut last_down: Option<String> = None;
     let mut stopping = false;
 
-    let mut actions = session.handle(Event::Start, now());
+    let mut actions = session.handle(Event::StartAfter(first_attempt_after), now());
     loop {
         for action in actions.drain(..) {
             match action {

@@ -6,6 +6,7 @@
 //! ```text
 //!  advertise::Decision ──apply──► per BGPPeer: PeerConfig::from_peer ─┬─ new ─────► driver::spawn
 //!                                                                    ├─ changed ─► stop, spawn
+//!                                                                    │             (dial after 1 s)
 //!                                                                    └─ routes ──► SetRoutes
 //!                                 per BGPPeer with bfdProfile ──► bfd driver: Upsert / Remove
 //!  bfd events ──► Notice::Down ──► Bfd { up: false }: the session sends Cease / BFD Down, closes
@@ -25,6 +26,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use metallb_api::config::Peer;
@@ -34,6 +36,10 @@ use super::advertise;
 use super::driver::{self, Command, Handle, NodeFacts, PeerConfig, Status, TcpConnector};
 use super::session::{Route, StopMode};
 use crate::bfd::{self, SessionKey};
+
+/// How long a session restarted because its BGPPeer changed waits before it dials: the retry
+/// backoff's first step, time for the router to drop the session we just ended.
+const RESTART_PAUSE: Duration = Duration::from_secs(1);
 
 /// The live status of every session, by `peer` label (`address:port`), for metrics.
 #[derive(Debug, Default)]
@@ -176,13 +182,18 @@ impl Native {
             if !same {
                 // The BFD session, if any, stays: only the BGP session it protects changes.
                 let mut kept_bfd = None;
+                let mut first_attempt_after = Duration::ZERO;
                 if let Some(old) = self.running.remove(name) {
                     tracing::info!(peer = name, "BGPPeer changed: restarting its session");
                     self.sessions.set(old.label(), None);
                     kept_bfd = old.bfd.clone();
                     old.handle.stop(StopMode::Deconfigured).await;
+                    // The router tears the old session down after our Cease; dialling again
+                    // at once met a router still doing so (with dynamic neighbors, FRR
+                    // showed no session from this node for a minute in one run of three).
+                    first_attempt_after = RESTART_PAUSE;
                 }
-                let handle = driver::spawn(config.clone(), TcpConnector);
+                let handle = driver::spawn(config.clone(), TcpConnector, first_attempt_after);
                 if let Some((key, _)) = &kept_bfd {
                     self.link(key.clone(), name, &handle.commands);
                 }

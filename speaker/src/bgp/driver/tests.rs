@@ -140,7 +140,7 @@ fn table(prefixes: &[&str]) -> BTreeMap<IpNet, Route> {
 async fn the_driver_establishes_announces_withdraws_and_stops_with_cease() {
     let connector = Scripted::default();
     let mut peer = connector.accept();
-    let mut handle = spawn(config(), connector);
+    let mut handle = spawn(config(), connector, Duration::ZERO);
     peer.establish().await;
     handle
         .commands
@@ -189,7 +189,7 @@ async fn a_silent_peer_is_dropped_after_the_hold_time_and_the_driver_reconnects(
     let connector = Scripted::default();
     let mut first = connector.accept();
     let mut second = connector.accept();
-    let mut handle = spawn(config(), connector);
+    let mut handle = spawn(config(), connector, Duration::ZERO);
     first.establish().await;
     let start = Instant::now();
     // Our keepalives at 30 s and 60 s, then Hold Timer Expired at 90 s.
@@ -224,7 +224,7 @@ async fn a_silent_peer_is_dropped_after_the_hold_time_and_the_driver_reconnects(
 async fn stopping_for_a_restart_closes_without_a_notification() {
     let connector = Scripted::default();
     let mut peer = connector.accept();
-    let handle = spawn(config(), connector);
+    let handle = spawn(config(), connector, Duration::ZERO);
     peer.establish().await;
     handle.stop(StopMode::Restart).await;
     assert_eq!(peer.next().await, None);
@@ -243,7 +243,7 @@ async fn refused_connections_are_retried_with_backoff_and_reported() {
     )));
     let mut peer = connector.accept();
     let start = Instant::now();
-    let mut handle = spawn(config(), connector);
+    let mut handle = spawn(config(), connector, Duration::ZERO);
     let status = handle
         .status
         .wait_for(|s| s.last_down.is_some())
@@ -264,7 +264,7 @@ async fn refused_connections_are_retried_with_backoff_and_reported() {
 async fn dropping_the_command_channel_stops_the_session_with_cease() {
     let connector = Scripted::default();
     let mut peer = connector.accept();
-    let Handle { commands, task, .. } = spawn(config(), connector);
+    let Handle { commands, task, .. } = spawn(config(), connector, Duration::ZERO);
     peer.establish().await;
     drop(commands);
     task.await.unwrap();

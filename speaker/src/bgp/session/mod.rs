@@ -101,6 +101,9 @@ pub enum StopMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<'a> {
     Start,
+    /// Start, with the first connection attempt this long from now (a session restarted on
+    /// purpose: a router with dynamic neighbors may still be tearing the old one down).
+    StartAfter(Duration),
     Stop(StopMode),
     /// The TCP connection asked for by [`Action::Connect`] is up.
     Connected {
@@ -358,12 +361,8 @@ impl Session {
     pub fn handle(&mut self, event: Event<'_>, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
-            Event::Start => {
-                if self.state == State::Idle {
-                    self.failures = 0;
-                    self.connect(now, &mut out);
-                }
-            }
+            Event::Start => self.start(Duration::ZERO, now, &mut out),
+            Event::StartAfter(delay) => self.start(delay, now, &mut out),
             Event::Stop(mode) => self.stop(mode, &mut out),
             Event::Connected {
                 local,
@@ -426,6 +425,19 @@ impl Session {
             }
         }
         out
+    }
+
+    fn start(&mut self, delay: Duration, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Idle {
+            return;
+        }
+        self.failures = 0;
+        if delay.is_zero() {
+            self.connect(now, out);
+        } else {
+            self.state = State::Active;
+            self.retry_at = Some(now + delay);
+        }
     }
 
     fn connect(&mut self, now: Instant, out: &mut Vec<Action>) {

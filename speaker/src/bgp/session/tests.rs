@@ -1575,6 +1575,23 @@ fn stopping_a_session_waiting_to_retry_just_stops_it_and_start_connects_again() 
     assert_eq!(h.event(Event::Start), vec![Out::Connect]);
 }
 
+#[test]
+fn a_delayed_start_dials_only_after_the_delay_and_a_failure_then_backs_off_from_the_start() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.event(Event::StartAfter(secs(1))), vec![]);
+    assert_eq!(h.session.state(), State::Active);
+    assert_eq!(h.run_until(Duration::from_millis(999)), vec![]);
+    assert_eq!(h.run_until(secs(1)), vec![(secs(1), Out::Connect)]);
+    h.event(Event::ConnectFailed("connection refused".into()));
+    // The first failure waits the backoff's first step, as after an immediate start.
+    assert_eq!(h.session.next_deadline(), Some(h.start + secs(2)));
+    // A stop while waiting for the first attempt just stops.
+    let mut h = Harness::new(config());
+    h.event(Event::StartAfter(secs(1)));
+    assert_eq!(h.event(Event::Stop(StopMode::Shutdown)), vec![]);
+    assert_eq!(h.session.next_deadline(), None);
+}
+
 // Counters and reasons.
 
 #[test]

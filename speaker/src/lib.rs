@@ -17,6 +17,7 @@ pub mod bfd;
 pub mod bgp;
 pub mod cli;
 pub mod core;
+mod events;
 pub mod k8s;
 pub mod layer2;
 pub mod liveness;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType as KubeEventType, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource};
 use metallb_api::configstate::{Reporter as StateReporter, Verdict, merge};
@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::announce::ServiceKey;
 use crate::core::{EventType, Write};
+use crate::events::Events;
 use crate::status::service::{self as status, Kind, Op};
 
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -146,7 +147,9 @@ impl<K: Kind> Statuses<K> {
         let mut ok = true;
         for op in status::plan::<K>(&self.desired, &existing, &ctx.node) {
             match self.apply(ctx, op).await {
-                Ok(Some(obj)) => {
+                Ok(Some(mut obj)) => {
+                    // Kept until the watch sees it (as the watch's copy, without managed fields).
+                    obj.meta_mut().managed_fields = None;
                     if let Some(name) = obj.meta().name.clone() {
                         self.created.insert(name, obj);
                     }
@@ -225,7 +228,7 @@ pub fn spawn(ctx: Context) -> (Writer, JoinHandle<()>) {
 struct State {
     ctx: Context,
     states: Api<ConfigurationState>,
-    recorder: Recorder,
+    events: Events,
     /// The verdict still to be written.
     verdict: Option<Verdict>,
     /// What was last written, to keep its transition time while the status holds.
@@ -237,7 +240,7 @@ struct State {
 }
 
 async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
-    let recorder = Recorder::new(
+    let events = Events::new(
         ctx.client.clone(),
         Reporter {
             controller: "metallb-speaker".into(),
@@ -249,7 +252,7 @@ async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
         l2: Statuses::new(&ctx.client, &ctx.namespace, ctx.l2_statuses.clone()),
         bgp: Statuses::new(&ctx.client, &ctx.namespace, ctx.bgp_statuses.clone()),
         ctx,
-        recorder,
+        events,
         verdict: None,
         written: None,
         retry_at: None,
@@ -383,7 +386,7 @@ impl State {
             action: "Configure".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
+        if let Err(e) = self.events.publish(&event, &reference).await {
             tracing::debug!(reason, error = %e, "failed to publish an event on the speaker pod");
         }
     }
@@ -413,7 +416,7 @@ impl State {
             action: "Announce".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &svc.object_ref(&())).await {
+        if let Err(e) = self.events.publish(&event, &svc.object_ref(&())).await {
             tracing::debug!(service = %service, error = %e, "failed to publish an event");
         }
     }

@@ -55,7 +55,21 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
-    reflect_with(api, config, move |_| {
+    reflect_slim(api, config, |_| {}, notify)
+}
+
+/// [`reflect`], the store keeping what `slim` leaves of each object.
+fn reflect_slim<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    slim: fn(&mut K),
+    notify: Vec<Arc<Notify>>,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    reflect_with(api, config, slim, move |_| {
         notify.iter().for_each(|n| n.notify_one())
     })
 }
@@ -64,6 +78,7 @@ where
 fn reflect_with<K>(
     api: Api<K>,
     config: watcher::Config,
+    slim: fn(&mut K),
     mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> Store<K>
 where
@@ -73,9 +88,13 @@ where
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
     // Managed fields are often most of an object's size and the speaker never reads them.
+    // (The watcher has taken the resource version before this runs.)
     let stream = reflector(
         writer,
-        watcher(api, config).modify(|o: &mut K| o.meta_mut().managed_fields = None),
+        watcher(api, config).modify(move |o: &mut K| {
+            o.meta_mut().managed_fields = None;
+            slim(o);
+        }),
     )
     .default_backoff();
     tokio::spawn(async move {
@@ -128,20 +147,30 @@ impl Stores {
         let any = watcher::Config::default;
         let ns = |c: &Client| c.clone();
         Self {
-            services: reflect(Api::all(client.clone()), any(), state()),
-            slices: reflect(Api::all(client.clone()), any(), state()),
+            services: reflect_slim(
+                Api::all(client.clone()),
+                any(),
+                model::slim_service,
+                state(),
+            ),
+            slices: reflect_slim(Api::all(client.clone()), any(), model::slim_slice, state()),
             // Node labels feed the advertisements' node selectors (resolved when parsing);
             // the election also reads NetworkUnavailable from the status. A heartbeat (status
             // only) must not reparse the configuration.
             nodes: {
                 let (config, state) = (config_changed.clone(), state_changed.clone());
                 let mut labels = NodeLabels::default();
-                reflect_with(Api::all(client.clone()), any(), move |e| {
-                    if labels.changed_by(e) {
-                        config.notify_one();
-                    }
-                    state.notify_one();
-                })
+                reflect_with(
+                    Api::all(client.clone()),
+                    any(),
+                    model::slim_node,
+                    move |e| {
+                        if labels.changed_by(e) {
+                            config.notify_one();
+                        }
+                        state.notify_one();
+                    },
+                )
             },
             namespaces: reflect(Api::all(client.clone()), any(), cfg()),
             pools: reflect(Api::namespaced(ns(client), namespace), any(), cfg()),

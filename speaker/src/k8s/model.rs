@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node as K8sNode, Service as K8sService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use metallb_api::service::{self, Handling};
 
 use crate::announce::{Endpoint, Node, Service, ServiceKey};
@@ -79,6 +80,63 @@ pub fn services(
             service(svc, slices, lb_class)
         })
         .collect()
+}
+
+/// The annotation `kubectl apply` (client side) keeps a copy of the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the speaker keeps of an EndpointSlice (the watcher's stores hold every slice of the
+/// cluster): its name, namespace and Service label, and per endpoint its node and conditions,
+/// which is all [`services`] reads. Addresses, ports, target references, zones and hints are
+/// most of a slice's size.
+pub fn slim_slice(slice: &mut EndpointSlice) {
+    let meta = &mut slice.metadata;
+    let service = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .cloned();
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        labels: service.map(|s| BTreeMap::from([(SERVICE_NAME_LABEL.to_string(), s)])),
+        ..Default::default()
+    };
+    slice.ports = None;
+    for e in &mut slice.endpoints {
+        *e = k8s_openapi::api::discovery::v1::Endpoint {
+            conditions: e.conditions.take(),
+            node_name: e.node_name.take(),
+            ..Default::default()
+        };
+    }
+}
+
+/// What the speaker keeps of a Service: everything but the copy `kubectl apply` leaves in an
+/// annotation (and the managed fields, dropped for every kind).
+pub fn slim_service(svc: &mut K8sService) {
+    if let Some(a) = svc.metadata.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+}
+
+/// What the speaker keeps of a Node: its name, labels and conditions ([`node`] and the
+/// advertisements' node selectors read nothing else; a Node's status lists its images).
+pub fn slim_node(n: &mut K8sNode) {
+    let meta = &mut n.metadata;
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        labels: meta.labels.take(),
+        ..Default::default()
+    };
+    n.spec = None;
+    n.status = n
+        .status
+        .take()
+        .map(|s| k8s_openapi::api::core::v1::NodeStatus {
+            conditions: s.conditions,
+            ..Default::default()
+        });
 }
 
 /// A Node as the election sees it.
@@ -187,6 +245,43 @@ status:
     }
 
     #[test]
+    fn slimmed_slices_and_services_give_the_same_election_inputs_and_keep_less() {
+        let full = |name: &str, node: &str| {
+            yaml::<EndpointSlice>(&format!(
+                "metadata:\n  name: {name}\n  namespace: demo\n  uid: 6b1f\n  resourceVersion: \"42\"\n  \
+                 labels: {{kubernetes.io/service-name: web, endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io}}\n  \
+                 ownerReferences: [{{apiVersion: v1, kind: Service, name: web, uid: 9c2e}}]\n\
+                 addressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\n\
+                 endpoints:\n- addresses: [203.0.113.65]\n  nodeName: {node}\n  zone: a\n  \
+                 conditions: {{ready: false, serving: true, terminating: true}}\n  \
+                 targetRef: {{kind: Pod, namespace: demo, name: web-1, uid: 77aa}}\n"
+            ))
+        };
+        let mut svc = web();
+        svc.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(LAST_APPLIED.into(), "{\"kind\":\"Service\"}".into());
+        let slices = [full("web-a", "node-1"), full("web-b", "node-2")];
+        let before = services(&[&svc], &slices.iter().collect::<Vec<_>>(), None);
+
+        let mut slim = slices.clone();
+        slim.iter_mut().for_each(slim_slice);
+        slim_service(&mut svc);
+        let after = services(&[&svc], &slim.iter().collect::<Vec<_>>(), None);
+        assert_eq!(after, before);
+        assert_eq!(after[0].endpoints.len(), 2);
+
+        let text = serde_json::to_string(&slim[0]).unwrap();
+        assert_eq!(
+            text,
+            r#"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","addressType":"IPv4","endpoints":[{"addresses":[],"conditions":{"ready":false,"serving":true,"terminating":true},"nodeName":"node-1"}],"metadata":{"labels":{"kubernetes.io/service-name":"web"},"name":"web-a","namespace":"demo"}}"#
+        );
+        assert!(!svc.metadata.annotations.unwrap().contains_key(LAST_APPLIED));
+    }
+
+    #[test]
     fn other_types_and_other_load_balancer_classes_are_not_handled() {
         let mut cluster_ip = web();
         cluster_ip.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
@@ -209,8 +304,15 @@ status:
 
     #[test]
     fn network_unavailable_comes_from_the_node_condition() {
-        let n: K8sNode = yaml(
-            "metadata: {name: node-1, labels: {zone: a}}\nstatus:\n  conditions:\n  - {type: Ready, status: \"True\"}\n  - {type: NetworkUnavailable, status: \"True\"}\n",
+        let mut n: K8sNode = yaml(
+            "metadata: {name: node-1, labels: {zone: a}, annotations: {a: b}}\nspec: {podCIDR: 10.0.0.0/24}\nstatus:\n  conditions:\n  - {type: Ready, status: \"True\"}\n  - {type: NetworkUnavailable, status: \"True\"}\n  images: [{names: [registry.example/a:1], sizeBytes: 1}]\n",
+        );
+        let before = node(&n);
+        slim_node(&mut n);
+        assert_eq!(node(&n), before);
+        assert_eq!(
+            serde_json::to_string(&n).unwrap(),
+            r#"{"apiVersion":"v1","kind":"Node","metadata":{"labels":{"zone":"a"},"name":"node-1"},"status":{"conditions":[{"status":"True","type":"Ready"},{"status":"True","type":"NetworkUnavailable"}]}}"#
         );
         assert_eq!(
             node(&n),

@@ -199,8 +199,6 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     tracing::info!(node, namespace, "caches synced");
     let mut config_dirty = true;
     let mut last_resources: Option<Resources> = None;
-    let mut last_statuses = None;
-    let mut last_bgp_statuses = None;
     let mut live_rx = gossip.as_ref().map(|g| g.live.clone());
     let mut previous_links: Vec<Link> = Vec::new();
     loop {
@@ -249,14 +247,8 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         metrics.set_config(out.config_loaded, out.config_stale);
         metrics.set_announced(out.announced);
         writer.write(out.writes);
-        if last_statuses.as_ref() != Some(&out.l2_statuses) {
-            writer.l2_statuses(out.l2_statuses.clone());
-            last_statuses = Some(out.l2_statuses);
-        }
-        if last_bgp_statuses.as_ref() != Some(&out.bgp_statuses) {
-            writer.bgp_statuses(out.bgp_statuses.clone());
-            last_bgp_statuses = Some(out.bgp_statuses);
-        }
+        writer.l2_statuses(out.l2_statuses);
+        writer.bgp_statuses(out.bgp_statuses);
         if let Some(native) = native.as_mut() {
             native.apply(&out.bgp).await;
         }

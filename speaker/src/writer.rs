@@ -25,7 +25,7 @@ use kube::{Api, Client, Resource};
 use metallb_api::configstate::{Reporter as StateReporter, Verdict, merge};
 use metallb_api::constants::field_managers::SPEAKER;
 use metallb_api::v1beta1::{ConfigurationState, ServiceBGPStatus, ServiceL2Status};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -60,34 +60,59 @@ pub enum WriteError {
     },
 }
 
-enum Command {
-    Write(Write),
-    L2Statuses(BTreeMap<ServiceKey, Option<Vec<String>>>),
-    BgpStatuses(BTreeMap<ServiceKey, Vec<String>>),
-}
+/// The desired set of one kind of status objects: only the latest counts (a burst of
+/// Services changes it at every step while the writer is busy creating objects; a queue would
+/// hold a copy per step). `None` until the speaker's loop has said it once.
+type Desired<V> = watch::Sender<Option<BTreeMap<ServiceKey, V>>>;
 
 /// The handle the speaker's loop writes through.
 #[derive(Debug, Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::UnboundedSender<Write>,
+    l2: Desired<Option<Vec<String>>>,
+    bgp: Desired<Vec<String>>,
 }
 
 impl Writer {
     pub fn write(&self, writes: impl IntoIterator<Item = Write>) {
         for w in writes {
-            let _ = self.tx.send(Command::Write(w));
+            let _ = self.tx.send(w);
         }
     }
 
     /// The ServiceL2Status objects this node should have from now on.
     pub fn l2_statuses(&self, desired: BTreeMap<ServiceKey, Option<Vec<String>>>) {
-        let _ = self.tx.send(Command::L2Statuses(desired));
+        desire(&self.l2, desired);
     }
 
     /// The ServiceBGPStatus objects this node should have from now on.
     pub fn bgp_statuses(&self, desired: BTreeMap<ServiceKey, Vec<String>>) {
-        let _ = self.tx.send(Command::BgpStatuses(desired));
+        desire(&self.bgp, desired);
     }
+}
+
+type DesiredRx<V> = watch::Receiver<Option<BTreeMap<ServiceKey, V>>>;
+
+/// The latest desired set, if the speaker's loop said one since the last time (`notified`:
+/// `changed()` just said so). The first one always counts, even empty: it deletes what a
+/// previous pod left.
+fn latest<V: Clone>(rx: &mut DesiredRx<V>, notified: bool) -> Option<BTreeMap<ServiceKey, V>> {
+    let latest = rx.borrow_and_update();
+    if notified || latest.has_changed() {
+        latest.clone()
+    } else {
+        None
+    }
+}
+
+fn desire<V: PartialEq>(tx: &Desired<V>, desired: BTreeMap<ServiceKey, V>) {
+    tx.send_if_modified(|current| {
+        if current.as_ref() == Some(&desired) {
+            return false;
+        }
+        *current = Some(desired);
+        true
+    });
 }
 
 /// What the writer needs.
@@ -130,6 +155,12 @@ impl<K: Kind> Statuses<K> {
     fn set(&mut self, desired: BTreeMap<ServiceKey, K::Value>) {
         self.desired = desired;
         self.dirty = true;
+    }
+
+    fn take_desired(&mut self, rx: &mut DesiredRx<K::Value>, notified: bool) {
+        if let Some(d) = latest(rx, notified) {
+            self.set(d);
+        }
     }
 
     /// Turns this node's objects into the desired set; false if a write failed.
@@ -222,7 +253,12 @@ impl<K: Kind> Statuses<K> {
 /// Starts the writer task.
 pub fn spawn(ctx: Context) -> (Writer, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Writer { tx }, tokio::spawn(run(ctx, rx)))
+    let (l2, l2_rx) = watch::channel(None);
+    let (bgp, bgp_rx) = watch::channel(None);
+    (
+        Writer { tx, l2, bgp },
+        tokio::spawn(run(ctx, rx, l2_rx, bgp_rx)),
+    )
 }
 
 struct State {
@@ -239,7 +275,12 @@ struct State {
     backoff: Duration,
 }
 
-async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
+async fn run(
+    ctx: Context,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    mut l2_rx: DesiredRx<Option<Vec<String>>>,
+    mut bgp_rx: DesiredRx<Vec<String>>,
+) {
     let events = Events::new(
         ctx.client.clone(),
         Reporter {
@@ -266,6 +307,9 @@ async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
                 Some(c) => { s.take(c).await; false }
                 None => true,
             },
+            // An error: the Writer is gone (as when `rx` closes).
+            r = l2_rx.changed() => { s.l2.take_desired(&mut l2_rx, true); r.is_err() }
+            r = bgp_rx.changed() => { s.bgp.take_desired(&mut bgp_rx, true); r.is_err() }
             _ = changed.notified() => { s.l2.dirty = true; s.bgp.dirty = true; false }
             _ = async { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {
                 s.retry_at = None;
@@ -278,6 +322,8 @@ async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
         while let Ok(c) = rx.try_recv() {
             s.take(c).await;
         }
+        s.l2.take_desired(&mut l2_rx, false);
+        s.bgp.take_desired(&mut bgp_rx, false);
         if closed {
             s.l2.set(BTreeMap::new());
             s.bgp.set(BTreeMap::new());
@@ -296,22 +342,20 @@ async fn run(ctx: Context, mut rx: mpsc::UnboundedReceiver<Command>) {
 }
 
 impl State {
-    async fn take(&mut self, c: Command) {
-        match c {
-            Command::Write(Write::ConfigurationState(v)) => self.verdict = Some(v),
-            Command::Write(Write::Event {
+    async fn take(&mut self, w: Write) {
+        match w {
+            Write::ConfigurationState(v) => self.verdict = Some(v),
+            Write::Event {
                 service,
                 type_,
                 reason,
                 note,
-            }) => self.publish(&service, type_, reason, note).await,
-            Command::Write(Write::PodEvent {
+            } => self.publish(&service, type_, reason, note).await,
+            Write::PodEvent {
                 type_,
                 reason,
                 note,
-            }) => self.publish_on_pod(type_, reason, note).await,
-            Command::L2Statuses(d) => self.l2.set(d),
-            Command::BgpStatuses(d) => self.bgp.set(d),
+            } => self.publish_on_pod(type_, reason, note).await,
         }
     }
 
@@ -419,5 +463,41 @@ impl State {
         if let Err(e) = self.events.publish(&event, &svc.object_ref(&())).await {
             tracing::debug!(service = %service, error = %e, "failed to publish an event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeMap<ServiceKey, Vec<String>> {
+        names
+            .iter()
+            .map(|n| (ServiceKey::new("demo", *n), vec!["router".to_string()]))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_latest_desired_set_reaches_the_writer_and_the_first_counts_even_empty() {
+        let (tx, mut rx) = watch::channel(None);
+        assert_eq!(latest(&mut rx, false), None, "nothing said yet");
+        desire(&tx, set(&[]));
+        assert_eq!(latest(&mut rx, false), Some(set(&[])));
+        desire(&tx, set(&[]));
+        assert!(
+            !rx.has_changed().unwrap(),
+            "the same set again is no change"
+        );
+        // A burst: three sets while the writer is busy; it gets the last one, once.
+        desire(&tx, set(&["a"]));
+        desire(&tx, set(&["a", "b"]));
+        desire(&tx, set(&["a", "b", "c"]));
+        assert_eq!(latest(&mut rx, false), Some(set(&["a", "b", "c"])));
+        assert_eq!(latest(&mut rx, false), None);
+        // After `changed()` marked it seen, the caller says it was notified.
+        desire(&tx, set(&["d"]));
+        assert_eq!(latest(&mut rx, true), Some(set(&["d"])));
     }
 }

@@ -267,6 +267,66 @@ async fn changing_the_log_level_rolls_the_pods_with_the_new_flag() {
     wait_condition(&cluster, "metallb", "Available", "True", ROLLOUT).await;
 }
 
+/// A field removed from the MetalLB resource is removed from what the operator rendered from it:
+/// the live DaemonSet still holding the old selector "contains" the new, smaller one, which is
+/// why the operator compares the digest of what it applies as well.
+#[tokio::test]
+#[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
+async fn a_node_selector_removed_from_the_resource_leaves_the_speakers() {
+    let cluster = Cluster::connect().await.expect("the local cluster is up");
+    metallb_available(&cluster).await;
+    let daemonsets: Api<DaemonSet> = Api::namespaced(cluster.client(), NS);
+    let speakers_on = |nodes: &'static [&'static str]| {
+        let cluster = &cluster;
+        let daemonsets = &daemonsets;
+        async move {
+            let ds = daemonsets.get("speaker").await.map_err(|e| e.to_string())?;
+            let selector = ds
+                .spec
+                .and_then(|s| s.template.spec)
+                .and_then(|s| s.node_selector)
+                .unwrap_or_default();
+            let pods = speaker_pods(cluster).await;
+            let mut on: Vec<String> = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p))
+                .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                .collect();
+            on.sort();
+            if on == nodes && pods.len() == nodes.len() {
+                Ok(selector)
+            } else {
+                Err(format!("speakers ready on {on:?} (selector {selector:?})"))
+            }
+        }
+    };
+    patch_spec(
+        &cluster,
+        serde_json::json!({"nodeSelector": {"kubernetes.io/hostname": "node-1"}}),
+    )
+    .await;
+    let selector = wait_for("a speaker on node-1 only", ROLLOUT, || {
+        speakers_on(&["node-1"])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        selector.get("kubernetes.io/hostname").map(String::as_str),
+        Some("node-1")
+    );
+    reset_spec(&cluster).await;
+    let selector = wait_for("a speaker on every node again", ROLLOUT, || {
+        speakers_on(&["node-1", "node-2", "node-3"])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !selector.contains_key("kubernetes.io/hostname"),
+        "{selector:?}"
+    );
+    wait_condition(&cluster, "metallb", "Available", "True", ROLLOUT).await;
+}
+
 #[tokio::test]
 #[ignore = "end-to-end: needs the local cluster (hack/local-up.sh); run with --ignored"]
 async fn switching_native_to_frr_and_back_adds_and_removes_the_frr_parts() {

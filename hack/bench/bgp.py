@@ -16,8 +16,10 @@ Measures:
     of a List): time until the controller gave all their IPs, until every session of every
     node delivered all of them to the router (its received-prefix counters), and the UPDATE
     messages the speakers sent for them (metallb_bgp_updates_total).
-  - the speakers' RSS (VmRSS, peak VmHWM) with 2 sessions and COUNT prefixes each (the image's
-    static release build, run by the nodes' kubelets).
+  - the speakers' RSS (VmRSS, peak VmHWM; split into anonymous memory, RssAnon, which is what the
+    pod's memory cgroup is charged and `kubectl top` shows, and mapped code, RssFile) with 2
+    sessions and COUNT prefixes each (the image's static release build, run by the nodes'
+    kubelets), and again 5 s after the Services are deleted.
   - per backend (BACKENDS, default "native frr": the MetalLB resource's bgpBackend is switched,
     and put back to native at the end): the time to route above (TRIALS Services), the speaker
     pods' memory (the summed RSS of every process of the pod: the speaker, and in FRR mode
@@ -285,7 +287,7 @@ def rss(pid):
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
                 out[line.split(":")[0]] = int(line.split()[1])
     return out
 
@@ -451,10 +453,17 @@ def main():
                     for p in speakers():
                         r = rss(pid_of(p, "speaker"))
                         print(f"  speaker on {p['spec']['nodeName']} (the image's release build, 2 sessions, {count} "
-                              f"IPv6 + {trials} IPv4 prefixes): RSS {r['VmRSS']} KiB, peak {r['VmHWM']} KiB")
+                              f"IPv6 + {trials} IPv4 prefixes): RSS {r['VmRSS']} KiB (heap and stacks "
+                              f"{r['RssAnon']} KiB, code {r['RssFile']} KiB), peak {r['VmHWM']} KiB")
             finally:
                 watch.stop()
             delete_services()
+            if backend == "native" and count:
+                time.sleep(5)
+                for p in speakers():
+                    r = rss(pid_of(p, "speaker"))
+                    print(f"  speaker on {p['spec']['nodeName']} after the Services were deleted: RSS {r['VmRSS']} KiB "
+                          f"(heap and stacks {r['RssAnon']} KiB)", flush=True)
             if link:
                 link_trials(backend, link)
     finally:

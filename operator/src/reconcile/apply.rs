@@ -10,6 +10,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use metallb_api::constants::{field_managers, names};
 use metallb_api::v1beta1::MetalLB;
@@ -181,12 +182,29 @@ pub enum Outcome {
 }
 
 /// The object as the operator applies it: the rendered object with, when namespaced, the owner
-/// reference to the MetalLB resource.
+/// reference to the MetalLB resource, and the digest of all of that in an annotation
+/// ([`APPLIED_DIGEST`]).
 pub fn owned(owner: &MetalLB, mut obj: Value) -> Result<Value, Error> {
     if kind_of(&obj)?.namespaced {
         obj["metadata"]["ownerReferences"] = json!([owner_reference(owner)]);
     }
+    let digest = hex(&Sha256::digest(obj.to_string()));
+    let meta = &mut obj["metadata"];
+    if !meta["annotations"].is_object() {
+        meta["annotations"] = json!({});
+    }
+    meta["annotations"][APPLIED_DIGEST] = json!(digest);
     Ok(obj)
+}
+
+/// The annotation holding the digest of what the operator last applied to an object.
+/// [`contains`] alone cannot see a field we stopped setting (a `nodeSelector` key removed from
+/// the MetalLB resource is still in the live object, where server-side apply would remove it):
+/// a different digest makes the object differ, and the apply removes the field.
+pub const APPLIED_DIGEST: &str = "metallb.io/applied-digest";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Applies one object (already [`owned`]) unless `live` already holds all of it.
@@ -373,6 +391,39 @@ mod tests {
             &desired
         ));
         assert!(contains(&json!({"n": 1.0}), &json!({"n": 1})));
+    }
+
+    #[test]
+    fn a_field_no_longer_rendered_makes_the_object_differ_from_the_live_one() {
+        let cr: MetalLB = serde_json::from_value(json!({"apiVersion": "metallb.io/v1beta1", "kind": "MetalLB", "metadata": {"name": "metallb", "namespace": "metallb-system", "uid": "u1"}, "spec": {}})).unwrap();
+        let ds = |selector: Value| {
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "speaker", "namespace": "metallb-system"},
+                   "spec": {"template": {"spec": {"nodeSelector": selector}}}})
+        };
+        let before = owned(&cr, ds(json!({"kubernetes.io/os": "linux", "rack": "a"}))).unwrap();
+        let after = owned(&cr, ds(json!({"kubernetes.io/os": "linux"}))).unwrap();
+        // The live object as the API server keeps it after the first apply, with its defaults.
+        let mut live = before.clone();
+        live["metadata"]["uid"] = json!("d1");
+        live["spec"]["revisionHistoryLimit"] = json!(10);
+        assert!(contains(&live, &before));
+        // Without the digest the live object would still "contain" the smaller selector.
+        let mut bare = after.clone();
+        bare["metadata"]["annotations"] = json!({});
+        assert!(contains(&live, &bare));
+        assert!(!contains(&live, &after));
+        assert_eq!(
+            owned(&cr, ds(json!({"kubernetes.io/os": "linux"}))).unwrap(),
+            after,
+            "the digest is stable"
+        );
+        assert_eq!(
+            after["metadata"]["annotations"][APPLIED_DIGEST]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
     }
 
     #[test]

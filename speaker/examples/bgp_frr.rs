@@ -112,7 +112,7 @@ fn child(args: &[String]) -> ExitCode {
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let handle = driver::spawn(config, TcpConnector);
+        let handle = driver::spawn(config, TcpConnector, Duration::ZERO);
         let mut status = handle.status.clone();
         tokio::spawn(async move {
             loop {

@@ -112,12 +112,46 @@ pub fn slim_slice(slice: &mut EndpointSlice) {
     }
 }
 
-/// What the speaker keeps of a Service: everything but the copy `kubectl apply` leaves in an
-/// annotation (and the managed fields, dropped for every kind).
+/// What the speaker keeps of a Service: what [`service`] reads (type, class, traffic policy,
+/// labels, annotations but the copy `kubectl apply` leaves in one, the ingress IPs) and what an
+/// Event's object reference needs (name, namespace, UID, resource version).
 pub fn slim_service(svc: &mut K8sService) {
-    if let Some(a) = svc.metadata.annotations.as_mut() {
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
+    };
+    let meta = &mut svc.metadata;
+    let mut annotations = meta.annotations.take();
+    if let Some(a) = annotations.as_mut() {
         a.remove(LAST_APPLIED);
     }
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        labels: meta.labels.take(),
+        annotations,
+        ..Default::default()
+    };
+    svc.spec = svc.spec.take().map(|s| ServiceSpec {
+        type_: s.type_,
+        load_balancer_class: s.load_balancer_class,
+        external_traffic_policy: s.external_traffic_policy,
+        ..Default::default()
+    });
+    svc.status = svc.status.take().map(|s| ServiceStatus {
+        load_balancer: s.load_balancer.map(|lb| LoadBalancerStatus {
+            ingress: lb.ingress.map(|all| {
+                all.into_iter()
+                    .map(|i| LoadBalancerIngress {
+                        ip: i.ip,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+        }),
+        ..Default::default()
+    });
 }
 
 /// What the speaker keeps of a Node: its name, labels and conditions ([`node`] and the
@@ -263,6 +297,12 @@ status:
             .as_mut()
             .unwrap()
             .insert(LAST_APPLIED.into(), "{\"kind\":\"Service\"}".into());
+        svc.metadata.uid = Some("9c2e".into());
+        svc.metadata.resource_version = Some("7".into());
+        let spec = svc.spec.as_mut().unwrap();
+        spec.cluster_ips = Some(vec!["10.96.0.10".into()]);
+        spec.selector = Some([("app".to_string(), "web".to_string())].into());
+        let full_service = svc.clone();
         let slices = [full("web-a", "node-1"), full("web-b", "node-2")];
         let before = services(&[&svc], &slices.iter().collect::<Vec<_>>(), None);
 
@@ -278,7 +318,18 @@ status:
             text,
             r#"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","addressType":"IPv4","endpoints":[{"addresses":[],"conditions":{"ready":false,"serving":true,"terminating":true},"nodeName":"node-1"}],"metadata":{"labels":{"kubernetes.io/service-name":"web"},"name":"web-a","namespace":"demo"}}"#
         );
-        assert!(!svc.metadata.annotations.unwrap().contains_key(LAST_APPLIED));
+        assert!(
+            !svc.metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .contains_key(LAST_APPLIED)
+        );
+        // An Event still names the Service exactly.
+        assert_eq!(
+            kube::Resource::object_ref(&svc, &()),
+            kube::Resource::object_ref(&full_service, &())
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -26,7 +25,7 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 pub struct Stores {
     pub services: Store<Service>,
-    pub slices: Store<EndpointSlice>,
+    pub slices: Store<model::Slice>,
     pub nodes: Store<Node>,
     pub namespaces: Store<Namespace>,
     pub pools: Store<v1beta1::IPAddressPool>,
@@ -153,7 +152,7 @@ impl Stores {
                 model::slim_service,
                 state(),
             ),
-            slices: reflect_slim(Api::all(client.clone()), any(), model::slim_slice, state()),
+            slices: reflect(Api::all(client.clone()), any(), state()),
             // Node labels feed the advertisements' node selectors (resolved when parsing);
             // the election also reads NetworkUnavailable from the status. A heartbeat (status
             // only) must not reparse the configuration.

@@ -242,6 +242,13 @@ mod tests {
         serde_saphyr::from_str(text).unwrap()
     }
 
+    fn ep(node: Option<&str>, serving: bool) -> Endpoint {
+        Endpoint {
+            node: node.map(str::to_string),
+            serving,
+        }
+    }
+
     fn web() -> K8sService {
         yaml(
             r#"
@@ -299,22 +306,10 @@ status:
                 local_traffic_policy: true,
                 shares_ip: true,
                 endpoints: vec![
-                    Endpoint {
-                        node: Some("node-1".into()),
-                        serving: true
-                    },
-                    Endpoint {
-                        node: Some("node-2".into()),
-                        serving: true
-                    },
-                    Endpoint {
-                        node: Some("node-2".into()),
-                        serving: false
-                    },
-                    Endpoint {
-                        node: Some("node-3".into()),
-                        serving: true
-                    },
+                    ep(Some("node-1"), true),
+                    ep(Some("node-2"), true),
+                    ep(Some("node-2"), false),
+                    ep(Some("node-3"), true),
                 ],
             }]
         );
@@ -348,18 +343,9 @@ status:
                 },
                 service: Some("web".into()),
                 endpoints: vec![
-                    Endpoint {
-                        node: Some("node-1".into()),
-                        serving: true
-                    },
-                    Endpoint {
-                        node: Some("node-2".into()),
-                        serving: false
-                    },
-                    Endpoint {
-                        node: None,
-                        serving: true
-                    },
+                    ep(Some("node-1"), true),
+                    ep(Some("node-2"), false),
+                    ep(None, true),
                 ],
             }
         );

@@ -140,3 +140,13 @@ pub mod service;
 pub mod v1beta1;
 pub mod v1beta2;
 pub mod validate;
+
+/// The SHA-256 of `text`, in lowercase hex: how the speaker matches FRR reloads, the operator
+/// marks what it applied, and the legacy migration records the converted configuration.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -357,7 +357,9 @@ fn observed(stores: &Stores, lb_class: Option<&str>) -> (Vec<Service>, BTreeMap<
     (services, nodes)
 }
 
-fn replace_if_changed<T: PartialEq>(old: &mut T, new: T) -> bool {
+/// For `watch::Sender::send_if_modified`: replaces the value only if `new` differs, and says
+/// whether it did (receivers wake only for a real change).
+pub(crate) fn replace_if_changed<T: PartialEq>(old: &mut T, new: T) -> bool {
     if *old != new {
         *old = new;
         true

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use crate::announce::ServiceKey;
 use crate::core::{EventType, Write};
 use crate::events::Events;
+use crate::run::replace_if_changed;
 use crate::status::service::{self as status, Kind, Op};
 
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -106,13 +107,7 @@ fn latest<V: Clone>(rx: &mut DesiredRx<V>, notified: bool) -> Option<BTreeMap<Se
 }
 
 fn desire<V: PartialEq>(tx: &Desired<V>, desired: BTreeMap<ServiceKey, V>) {
-    tx.send_if_modified(|current| {
-        if current.as_ref() == Some(&desired) {
-            return false;
-        }
-        *current = Some(desired);
-        true
-    });
+    tx.send_if_modified(|current| replace_if_changed(current, Some(desired)));
 }
 
 /// What the writer needs.

@@ -43,7 +43,6 @@ pub use plan::{
 };
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::constants::names::LEGACY_CONFIGMAP_KEY;
 
@@ -129,9 +128,7 @@ impl fmt::Display for ObjectRef {
 /// migration is reported as a change. It is only reported, never acted on, so a false alarm
 /// costs a message and a missed change would cost a silently ignored edit.
 pub fn config_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::sha256_hex(text))
 }
 
 /// Reads the `config` text strictly into the legacy types, without converting it.

@@ -10,7 +10,6 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use metallb_api::constants::{field_managers, names};
 use metallb_api::v1beta1::MetalLB;
@@ -188,7 +187,7 @@ pub fn owned(owner: &MetalLB, mut obj: Value) -> Result<Value, Error> {
     if kind_of(&obj)?.namespaced {
         obj["metadata"]["ownerReferences"] = json!([owner_reference(owner)]);
     }
-    let digest = hex(&Sha256::digest(obj.to_string()));
+    let digest = metallb_api::sha256_hex(&obj.to_string());
     let meta = &mut obj["metadata"];
     if !meta["annotations"].is_object() {
         meta["annotations"] = json!({});
@@ -202,10 +201,6 @@ pub fn owned(owner: &MetalLB, mut obj: Value) -> Result<Value, Error> {
 /// the MetalLB resource is still in the live object, where server-side apply would remove it):
 /// a different digest makes the object differ, and the apply removes the field.
 pub const APPLIED_DIGEST: &str = "metallb.io/applied-digest";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Applies one object (already [`owned`]) unless `live` already holds all of it.
 pub async fn apply(

@@ -238,10 +238,8 @@ impl Stores {
         let mut pools = all(&self.pools);
         pools.iter_mut().for_each(|p| p.status = None);
         let mut nodes = all(&self.nodes);
-        nodes.iter_mut().for_each(|n| {
-            n.status = None;
-            n.spec = None;
-        });
+        // (The store keeps no spec: `model::slim_node`.)
+        nodes.iter_mut().for_each(|n| n.status = None);
         let mut namespaces = all(&self.namespaces);
         namespaces.iter_mut().for_each(|n| {
             n.status = None;

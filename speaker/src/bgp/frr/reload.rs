@@ -22,8 +22,6 @@
 
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 /// How long the first change after a quiet period waits for more.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
 /// How long a request may go unanswered before it counts as failed.
@@ -37,10 +35,7 @@ pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The SHA-256 of a configuration text, in hex: how requests and answers are matched.
 pub fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    metallb_api::sha256_hex(text)
 }
 
 /// The sidecar's verdict on one configuration.
